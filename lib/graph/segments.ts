@@ -1,0 +1,125 @@
+// The segment compiler: cuts a model into ONNX graphs at every place a causal trace can restore a
+// state — after the embeddings, after each attention half-block, after each MLP half-block — and a
+// head evaluated at selected positions only. The I/O names below are the contract with the engine;
+// the bodies come from the architecture description.
+import type { ArchDescription, EmitContext, Weights } from "../model/arch/types.js";
+import type { ModelConfig } from "../model/config.js";
+import { RomeError } from "../errors.js";
+import { GraphBuilder } from "./builder.js";
+
+/** Segment I/O names (B batch, T new tokens, P past tokens, S = P + T). */
+export const IO = {
+  ids: "ids",                     // (B, T) int64
+  positions: "positions",         // (B, T) int64
+  tokEmbed: "tok_embed",          // (B, T, D)
+  posEmbed: "pos_embed",          // (B, T, D)
+  resid: "resid",                 // (B, T, D) residual stream entering a segment
+  pastKey: "past_key",            // (B, H, P, Dh)
+  pastValue: "past_value",        // (B, H, P, Dh)
+  attnBias: "attn_bias",          // (B, 1, T, S) additive mask
+  residMid: "resid_mid",          // (B, T, D) after the attention half-block
+  attnOut: "attn_out",            // (B, T, D)
+  presentKey: "present_key",      // (B, H, S, Dh)
+  presentValue: "present_value",  // (B, H, S, Dh)
+  residPost: "resid_post",        // (B, T, D) block output
+  mlpOut: "mlp_out",              // (B, T, D)
+  mlpKey: "mlp_key",              // (B, T, F) input of the MLP output projection
+  select: "select",               // (N, 2) int64 (batch row, position) pairs for the head
+  logits: "logits",               // (N, V)
+} as const;
+
+export type SegmentKind = "embed" | "attn" | "mlp" | "head";
+
+export interface Segment {
+  kind: SegmentKind;
+  layer: number;
+  graph: GraphBuilder;
+}
+
+function context(name: string, cfg: ModelConfig, weights: Weights): EmitContext {
+  const b = new GraphBuilder(name);
+  const added = new Set<string>();
+  return {
+    b,
+    cfg,
+    w(wname) {
+      const weight = weights.get(wname);
+      if (!weight) throw new RomeError("ERR_MISSING_TENSOR", `segment ${name} needs weight '${wname}', which the model does not have`);
+      if (!added.has(wname)) {
+        b.initializer(wname, weight.shape, weight.data);
+        added.add(wname);
+      }
+      return wname;
+    },
+  };
+}
+
+export function compileEmbed(arch: ArchDescription, cfg: ModelConfig, weights: Weights): Segment {
+  const ctx = context("embed", cfg, weights);
+  const { b } = ctx;
+  const D = cfg.nEmbd;
+  const ids = b.input(IO.ids, "int64", ["B", "T"]);
+  const positions = b.input(IO.positions, "int64", ["B", "T"]);
+  const { tokEmbed, posEmbed } = arch.emitEmbed(ctx, { ids, positions });
+  b.output(IO.tokEmbed, tokEmbed, "float32", ["B", "T", D]);
+  b.output(IO.posEmbed, posEmbed, "float32", ["B", "T", D]);
+  return { kind: "embed", layer: -1, graph: b };
+}
+
+export function compileAttention(arch: ArchDescription, cfg: ModelConfig, weights: Weights, layer: number): Segment {
+  const ctx = context(`attn${layer}`, cfg, weights);
+  const { b } = ctx;
+  const D = cfg.nEmbd;
+  const H = cfg.nHead;
+  const Dh = D / H;
+  const resid = b.input(IO.resid, "float32", ["B", "T", D]);
+  const pastKey = b.input(IO.pastKey, "float32", ["B", H, "P", Dh]);
+  const pastValue = b.input(IO.pastValue, "float32", ["B", H, "P", Dh]);
+  const bias = b.input(IO.attnBias, "float32", ["B", 1, "T", "S"]);
+  let positions: string | undefined;
+  const io = {
+    resid, pastKey, pastValue, bias,
+    get positions() {
+      positions ??= b.input(IO.positions, "int64", ["B", "T"]);
+      return positions;
+    },
+  };
+  const out = arch.emitAttention(ctx, layer, io);
+  b.output(IO.residMid, b.op("Add", [resid, out.attnOut]), "float32", ["B", "T", D]);
+  b.output(IO.attnOut, out.attnOut, "float32", ["B", "T", D]);
+  b.output(IO.presentKey, out.presentKey, "float32", ["B", H, "S", Dh]);
+  b.output(IO.presentValue, out.presentValue, "float32", ["B", H, "S", Dh]);
+  return { kind: "attn", layer, graph: b };
+}
+
+export function compileMlp(arch: ArchDescription, cfg: ModelConfig, weights: Weights, layer: number): Segment {
+  const ctx = context(`mlp${layer}`, cfg, weights);
+  const { b } = ctx;
+  const D = cfg.nEmbd;
+  const residMid = b.input(IO.residMid, "float32", ["B", "T", D]);
+  const out = arch.emitMlp(ctx, layer, residMid);
+  b.output(IO.residPost, b.op("Add", [residMid, out.mlpOut]), "float32", ["B", "T", D]);
+  b.output(IO.mlpOut, out.mlpOut, "float32", ["B", "T", D]);
+  b.output(IO.mlpKey, out.mlpKey, "float32", ["B", "T", cfg.nInner]);
+  return { kind: "mlp", layer, graph: b };
+}
+
+export function compileHead(arch: ArchDescription, cfg: ModelConfig, weights: Weights): Segment {
+  const ctx = context("head", cfg, weights);
+  const { b } = ctx;
+  const resid = b.input(IO.resid, "float32", ["B", "T", cfg.nEmbd]);
+  const select = b.input(IO.select, "int64", ["N", 2]);
+  const rows = b.op("GatherND", [resid, select]); // (N, D)
+  b.output(IO.logits, arch.emitHead(ctx, rows), "float32", ["N", cfg.vocabSize]);
+  return { kind: "head", layer: cfg.nLayer, graph: b };
+}
+
+/** Every segment of the model, in execution order. */
+export function compileSegments(arch: ArchDescription, cfg: ModelConfig, weights: Weights): Segment[] {
+  const segs = [compileEmbed(arch, cfg, weights)];
+  for (let l = 0; l < cfg.nLayer; l++) {
+    segs.push(compileAttention(arch, cfg, weights, l), compileMlp(arch, cfg, weights, l));
+  }
+  segs.push(compileHead(arch, cfg, weights));
+  return segs;
+}

@@ -1,0 +1,76 @@
+// The contract between an architecture description and the rest of rome-node. A description
+// knows a model family's config keys, weight names and layouts, and emits the body of each segment
+// with the graph builder; the segment compiler and the engine know only this contract, so GPT-J,
+// GPT-NeoX or Llama are added as further descriptions without touching them.
+import type { GraphBuilder } from "../../graph/builder.js";
+import type { ModelConfig } from "../config.js";
+
+/** A weight as loaded: f32 data in row-major order with its shape. */
+export interface Weight {
+  shape: number[];
+  data: Float32Array;
+}
+
+export type Weights = Map<string, Weight>;
+
+/** Names of the standard values every segment body reads or must produce. */
+export interface EmbedIO {
+  ids: string;        // (B, T) int64
+  positions: string;  // (B, T) int64
+}
+export interface EmbedOut {
+  tokEmbed: string;   // (B, T, D) token embeddings: the noise site of causal tracing
+  posEmbed: string;   // (B, T, D) position embeddings (zeros for rotary models)
+}
+export interface AttnIO {
+  resid: string;      // (B, T, D) residual stream entering the block
+  pastKey: string;    // (B, H, P, Dh)
+  pastValue: string;  // (B, H, P, Dh)
+  bias: string;       // (B, 1, T, S) additive attention mask
+  positions: string;  // (B, T) int64 absolute positions (for rotary models)
+}
+export interface AttnOut {
+  attnOut: string;    // (B, T, D) attention output (what is added to the residual stream)
+  presentKey: string; // (B, H, S, Dh)
+  presentValue: string;
+}
+export interface MlpOut {
+  mlpKey: string;     // (B, T, F) input of the MLP output projection: the key ROME edits against
+  mlpOut: string;     // (B, T, D) MLP output
+}
+
+/** What an emitter works with: the builder, the config, and `w(name)`, which makes the named
+ * weight an initializer of the graph being built (once) and returns its value name. */
+export interface EmitContext {
+  b: GraphBuilder;
+  cfg: ModelConfig;
+  w(name: string): string;
+}
+
+/** How the edited MLP output projection is stored: ROME's u vᵀ is [F, D] in "in_out" layout. */
+export interface EditTarget {
+  weight: string;
+  layout: "in_out" | "out_in";
+}
+
+export interface ArchDescription {
+  /** The key stored in ModelConfig.arch. */
+  name: string;
+  /** True when this description runs the model of this raw config.json. */
+  matches(raw: Record<string, unknown>): boolean;
+  config(raw: Record<string, unknown>, path: string): ModelConfig;
+  /**
+   * Every weight the model needs, by canonical name, with its expected shape. Canonical names are
+   * looked up in the checkpoint under each of `prefixes` in turn.
+   */
+  weightShapes(cfg: ModelConfig): Map<string, number[]>;
+  prefixes: string[];
+  /** Residual stream entering layer 0 is tokEmbed + posEmbed (the engine adds them, after the tokEmbed hook). */
+  emitEmbed(ctx: EmitContext, io: EmbedIO): EmbedOut;
+  emitAttention(ctx: EmitContext, layer: number, io: AttnIO): AttnOut;
+  /** residMid (B, T, D): the residual stream after the attention half-block. */
+  emitMlp(ctx: EmitContext, layer: number, residMid: string): MlpOut;
+  /** resid (N, D) → logits (N, V). */
+  emitHead(ctx: EmitContext, resid: string): string;
+  editTarget(layer: number): EditTarget;
+}

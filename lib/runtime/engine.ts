@@ -1,0 +1,217 @@
+// The engine: runs a model segment by segment. Between segments every intermediate tensor is in
+// JavaScript memory, where callers record it or patch it in place (hooks) before the next segment
+// reads it. A run can start at any layer from given states, stop early, reuse and return KV
+// caches, and evaluate the head at selected positions only. Counts the FLOPs it executes.
+import type { ArchDescription, Weights } from "../model/arch/types.js";
+import type { ModelConfig } from "../model/config.js";
+import { compileAttention, compileEmbed, compileHead, compileMlp, IO } from "../graph/segments.js";
+import { RomeError } from "../errors.js";
+import { attentionBias, type Batch } from "./batch.js";
+import { attnFlops, headFlops, mlpFlops } from "./flops.js";
+import { SegmentSession, type SessionOptions } from "./session.js";
+
+/** Per-layer past keys and values, each (B, H, P, Dh). */
+export interface KVCache {
+  past: number;
+  key: Float32Array[];
+  value: Float32Array[];
+}
+
+/** Sites the engine can record, per layer (tok_embed and pos_embed once, at index 0). */
+export type Site = "tok_embed" | "pos_embed" | "resid_pre" | "resid_mid" | "resid_post" | "attn_out" | "mlp_out" | "mlp_key";
+export const SITES: readonly Site[] = ["tok_embed", "pos_embed", "resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "mlp_key"];
+
+export interface AttnState {
+  residMid: Float32Array;   // (B, T, D) — patch in place
+  attnOut: Float32Array;    // (B, T, D)
+}
+export interface MlpState {
+  residPost: Float32Array;  // (B, T, D) — patch in place
+  mlpOut: Float32Array;     // (B, T, D)
+  mlpKey?: Float32Array;    // (B, T, F) when `needKey`
+}
+
+export interface Hooks {
+  /** Called with the token embeddings (B, T, D) before positions are added; may modify them. */
+  tokEmbed?(tok: Float32Array): void;
+  attn?(layer: number, state: AttnState): void;
+  mlp?(layer: number, state: MlpState): void;
+}
+
+export interface RunOptions {
+  /** Start at `layer` with `resid` (B, T, D), the residual stream entering that layer. */
+  from?: { layer: number; resid: Float32Array };
+  /** Run layers < stopLayer only (default: all). The head runs only after the last layer. */
+  stopLayer?: number;
+  /** Past keys/values for batch.past positions. */
+  cache?: KVCache;
+  /** Return the present keys/values of the layers run. */
+  keepCache?: boolean;
+  record?: readonly Site[];
+  /** (batch row, position) pairs at which to evaluate the head. */
+  head?: readonly (readonly [number, number])[];
+  hooks?: Hooks;
+  /** Fetch the MLP key for hooks at these layers (recording mlp_key implies all). */
+  needKey?: (layer: number) => boolean;
+}
+
+export interface RunResult {
+  /** (B, T, D) residual stream after the last layer run */
+  resid: Float32Array;
+  records: Partial<Record<Site, Float32Array[]>>;
+  cache?: KVCache;
+  /** (N, V) logits at the `head` positions */
+  logits?: Float32Array;
+}
+
+export class Engine {
+  /** FLOPs executed by all runs so far (reset by callers that measure). */
+  flops = 0;
+
+  private constructor(
+    readonly config: ModelConfig,
+    private readonly embedSeg: SegmentSession,
+    private readonly attnSegs: SegmentSession[],
+    private readonly mlpSegs: SegmentSession[],
+    private readonly headSeg: SegmentSession,
+  ) {}
+
+  static async create(arch: ArchDescription, cfg: ModelConfig, weights: Weights, opts: SessionOptions): Promise<Engine> {
+    const attn: SegmentSession[] = [];
+    const mlp: SegmentSession[] = [];
+    const embed = await SegmentSession.create(compileEmbed(arch, cfg, weights), opts);
+    for (let l = 0; l < cfg.nLayer; l++) {
+      attn.push(await SegmentSession.create(compileAttention(arch, cfg, weights, l), opts));
+      mlp.push(await SegmentSession.create(compileMlp(arch, cfg, weights, l), opts));
+    }
+    const head = await SegmentSession.create(compileHead(arch, cfg, weights), opts);
+    return new Engine(cfg, embed, attn, mlp, head);
+  }
+
+  /** Replaces the MLP segment of `layer` (after its weights changed, e.g. by an edit). */
+  async replaceMlp(arch: ArchDescription, weights: Weights, layer: number, opts: SessionOptions): Promise<void> {
+    const next = await SegmentSession.create(compileMlp(arch, this.config, weights, layer), opts);
+    const prev = this.mlpSegs[layer]!;
+    this.mlpSegs[layer] = next;
+    await prev.release();
+  }
+
+  /** Token and position embeddings: tok, pos (B, T, D). */
+  async embed(batch: Batch): Promise<{ tok: Float32Array; pos: Float32Array }> {
+    const dims = [batch.B, batch.T];
+    const out = await this.embedSeg.run(
+      { [IO.ids]: { data: batch.ids, dims }, [IO.positions]: { data: batch.positions, dims } },
+      [IO.tokEmbed, IO.posEmbed],
+    );
+    return { tok: out[IO.tokEmbed]!, pos: out[IO.posEmbed]! };
+  }
+
+  /** Attention half-block of `layer`: resid (B, T, D), past (B, H, P, Dh), bias (B, 1, T, S). */
+  async attn(layer: number, batch: Batch, resid: Float32Array, bias: Float32Array, past?: { key: Float32Array; value: Float32Array }) {
+    const { B, T } = batch;
+    const cfg = this.config;
+    const H = cfg.nHead;
+    const Dh = cfg.nEmbd / H;
+    const P = batch.past;
+    const empty = new Float32Array(0);
+    const seg = this.attnSegs[layer]!;
+    const feeds: Record<string, { data: Float32Array | BigInt64Array; dims: number[] }> = {
+      [IO.resid]: { data: resid, dims: [B, T, cfg.nEmbd] },
+      [IO.pastKey]: { data: past?.key ?? empty, dims: [B, H, P, Dh] },
+      [IO.pastValue]: { data: past?.value ?? empty, dims: [B, H, P, Dh] },
+      [IO.attnBias]: { data: bias, dims: [B, 1, T, P + T] },
+    };
+    if (seg.inputNames.includes(IO.positions)) feeds[IO.positions] = { data: batch.positions, dims: [B, T] };
+    const out = await seg.run(feeds, [IO.residMid, IO.attnOut, IO.presentKey, IO.presentValue]);
+    this.flops += attnFlops(cfg, B * T, P + T);
+    return { residMid: out[IO.residMid]!, attnOut: out[IO.attnOut]!, key: out[IO.presentKey]!, value: out[IO.presentValue]! };
+  }
+
+  /** MLP half-block of `layer`: residMid (B, T, D). */
+  async mlp(layer: number, B: number, T: number, residMid: Float32Array, needKey: boolean): Promise<MlpState> {
+    const fetch = needKey ? [IO.residPost, IO.mlpOut, IO.mlpKey] : [IO.residPost, IO.mlpOut];
+    const out = await this.mlpSegs[layer]!.run({ [IO.residMid]: { data: residMid, dims: [B, T, this.config.nEmbd] } }, fetch);
+    this.flops += mlpFlops(this.config, B * T);
+    return { residPost: out[IO.residPost]!, mlpOut: out[IO.mlpOut]!, mlpKey: out[IO.mlpKey] };
+  }
+
+  /** Logits (N, V) at (row, position) pairs of resid (B, T, D). */
+  async head(B: number, T: number, resid: Float32Array, select: readonly (readonly [number, number])[]): Promise<Float32Array> {
+    const sel = new BigInt64Array(select.length * 2);
+    select.forEach(([b, t], i) => {
+      if (b < 0 || b >= B || t < 0 || t >= T) throw new RomeError("ERR_ARGUMENT", `head position (${b}, ${t}) is outside the batch (${B} × ${T})`);
+      sel[2 * i] = BigInt(b);
+      sel[2 * i + 1] = BigInt(t);
+    });
+    const out = await this.headSeg.run(
+      { [IO.resid]: { data: resid, dims: [B, T, this.config.nEmbd] }, [IO.select]: { data: sel, dims: [select.length, 2] } },
+      [IO.logits],
+    );
+    this.flops += headFlops(this.config, select.length);
+    return out[IO.logits]!;
+  }
+
+  /** Runs a batch through the layers as `opts` asks. */
+  async run(batch: Batch, opts: RunOptions = {}): Promise<RunResult> {
+    const cfg = this.config;
+    const { B, T } = batch;
+    const D = cfg.nEmbd;
+    const start = opts.from?.layer ?? 0;
+    const stop = opts.stopLayer ?? cfg.nLayer;
+    if (start < 0 || start > cfg.nLayer || stop < start || stop > cfg.nLayer) {
+      throw new RomeError("ERR_ARGUMENT", `layers [${start}, ${stop}) are outside the model's ${cfg.nLayer} layers`);
+    }
+    if ((opts.cache?.past ?? 0) !== batch.past) {
+      throw new RomeError("ERR_ARGUMENT", `the batch expects ${batch.past} cached positions but the cache holds ${opts.cache?.past ?? 0}`);
+    }
+    const want = new Set(opts.record ?? []);
+    const records: Partial<Record<Site, Float32Array[]>> = {};
+    const rec = (site: Site, layer: number, value: Float32Array) => {
+      if (want.has(site)) (records[site] ??= [])[layer] = value;
+    };
+
+    let resid: Float32Array;
+    if (opts.from) {
+      if (opts.from.resid.length !== B * T * D) throw new RomeError("ERR_ARGUMENT", `from.resid has ${opts.from.resid.length} values, expected ${B}×${T}×${D}`);
+      resid = opts.from.resid;
+    } else {
+      const { tok, pos } = await this.embed(batch);
+      opts.hooks?.tokEmbed?.(tok);
+      rec("tok_embed", 0, tok);
+      rec("pos_embed", 0, pos);
+      resid = new Float32Array(tok.length);
+      for (let i = 0; i < resid.length; i++) resid[i] = tok[i]! + pos[i]!;
+    }
+
+    const bias = attentionBias(batch);
+    const cache: KVCache | undefined = opts.keepCache ? { past: batch.past + T, key: [], value: [] } : undefined;
+    for (let l = start; l < stop; l++) {
+      rec("resid_pre", l, resid);
+      const past = opts.cache ? { key: opts.cache.key[l]!, value: opts.cache.value[l]! } : undefined;
+      const a = await this.attn(l, batch, resid, bias, past);
+      if (cache) {
+        cache.key[l] = a.key;
+        cache.value[l] = a.value;
+      }
+      opts.hooks?.attn?.(l, a);
+      rec("resid_mid", l, a.residMid);
+      rec("attn_out", l, a.attnOut);
+      const m = await this.mlp(l, B, T, a.residMid, want.has("mlp_key") || (opts.needKey?.(l) ?? false));
+      opts.hooks?.mlp?.(l, m);
+      rec("mlp_out", l, m.mlpOut);
+      if (m.mlpKey) rec("mlp_key", l, m.mlpKey);
+      rec("resid_post", l, m.residPost);
+      resid = m.residPost;
+    }
+    const result: RunResult = { resid, records, cache };
+    if (opts.head && opts.head.length > 0) {
+      if (stop !== cfg.nLayer) throw new RomeError("ERR_ARGUMENT", "the head can only run after the last layer (stopLayer must be the layer count)");
+      result.logits = await this.head(B, T, resid, opts.head);
+    }
+    return result;
+  }
+
+  async release(): Promise<void> {
+    for (const s of [this.embedSeg, ...this.attnSegs, ...this.mlpSegs, this.headSeg]) await s.release();
+  }
+}

@@ -1,0 +1,238 @@
+// The public Model: a loaded checkpoint, its tokenizer and its engine, with the text-level
+// operations users call — next-token logits, top-k predictions, generation with a KV cache,
+// teacher-forced log-probabilities — and `forward` for recorded intermediate states.
+import { checkInt, checkOptionNames, RomeError } from "../errors.js";
+import type { ArchDescription, Weights } from "../model/arch/types.js";
+import { fingerprint, loadCheckpoint } from "../model/checkpoint.js";
+import type { ModelConfig } from "../model/config.js";
+import { Tokenizer } from "../model/tokenizer.js";
+import { nextStep, padBatch } from "./batch.js";
+import { Engine, SITES, type RunResult, type Site } from "./engine.js";
+import { logSoftmaxAt, pickToken, seededRandom, softmax, topK } from "./sampling.js";
+
+export interface LoadOptions {
+  /** onnxruntime intra-op threads per segment. Default 1; range 1–64. */
+  threads?: number;
+  /** Prompts per engine batch in batched calls (nextTokenLogits, logprob). Default 64; 1–4096. */
+  batchSize?: number;
+}
+const LOAD_OPTIONS = ["threads", "batchSize"] as const;
+
+export interface Prediction { token: string; id: number; prob: number }
+export interface LogprobResult {
+  /** Sum of the target tokens' log-probabilities (natural log). */
+  sum: number;
+  /** Mean over target tokens (the reference's per-token NLL is −mean). */
+  mean: number;
+  /** Per target token: id, text and log-probability. */
+  tokens: { id: number; token: string; logprob: number }[];
+}
+export interface GenerateOptions {
+  /** Tokens to generate. Default 20. */
+  maxTokens?: number;
+  /** 1 = greedy (default); k > 1 samples among the k most likely tokens. */
+  topK?: number;
+  /** Seed of the sampling generator. Default 0. */
+  seed?: number;
+}
+export interface ForwardOptions {
+  record?: readonly Site[];
+}
+
+export class Model {
+  readonly config: ModelConfig;
+  readonly arch: ArchDescription;
+  /** Base weights by canonical name. Edits never modify these in place without recording it. */
+  readonly weights: Weights;
+  readonly fingerprint: string;
+  readonly engine: Engine;
+  readonly threads: number;
+  readonly batchSize: number;
+  private readonly tok?: Tokenizer;
+
+  private constructor(init: { arch: ArchDescription; config: ModelConfig; weights: Weights; fingerprint: string; engine: Engine; tokenizer?: Tokenizer; threads: number; batchSize: number }) {
+    this.arch = init.arch;
+    this.config = init.config;
+    this.weights = init.weights;
+    this.fingerprint = init.fingerprint;
+    this.engine = init.engine;
+    this.tok = init.tokenizer;
+    this.threads = init.threads;
+    this.batchSize = init.batchSize;
+  }
+
+  /** Loads a Hugging Face model directory (config.json, safetensors, tokenizer files). */
+  static async load(dir: string, options: LoadOptions = {}): Promise<Model> {
+    checkOptionNames("Model.load", options, LOAD_OPTIONS);
+    const ckpt = loadCheckpoint(dir);
+    const tokenizer = await Tokenizer.load(dir);
+    if (tokenizer.vocabSize > ckpt.config.vocabSize) {
+      throw new RomeError("ERR_TOKENIZER", `${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${ckpt.config.vocabSize}`);
+    }
+    return Model.fromWeights(ckpt.arch, ckpt.config, ckpt.weights, { ...options, tokenizer, fingerprint: ckpt.fingerprint });
+  }
+
+  /** Builds a model from weights in memory (tests, benchmarks, converted checkpoints). */
+  static async fromWeights(arch: ArchDescription, config: ModelConfig, weights: Weights,
+    options: LoadOptions & { tokenizer?: Tokenizer; fingerprint?: string } = {}): Promise<Model> {
+    const threads = checkInt("threads", options.threads ?? 1, 1, 64);
+    const batchSize = checkInt("batchSize", options.batchSize ?? 64, 1, 4096);
+    const engine = await Engine.create(arch, config, weights, { threads });
+    return new Model({
+      arch, config, weights, engine, threads, batchSize, tokenizer: options.tokenizer,
+      fingerprint: options.fingerprint ?? fingerprint(config, weights),
+    });
+  }
+
+  get tokenizer(): Tokenizer {
+    if (!this.tok) throw new RomeError("ERR_TOKENIZER", "this model was built without a tokenizer; pass one to Model.fromWeights");
+    return this.tok;
+  }
+
+  /** Tokenizes prompts, checking they are non-empty and fit the context (with `reserve` tokens). */
+  async encodePrompts(prompts: readonly string[], reserve = 0): Promise<number[][]> {
+    if (!Array.isArray(prompts)) throw new RomeError("ERR_ARGUMENT", "Expected an array of prompt strings");
+    prompts.forEach((p, i) => {
+      if (typeof p !== "string") throw new RomeError("ERR_ARGUMENT", `Expected a string for prompt ${i} but received ${typeof p}`);
+    });
+    const encs = await this.tokenizer.encodeBatch([...prompts]);
+    return encs.map((e, i) => {
+      if (e.ids.length === 0) throw new RomeError("ERR_EMPTY_PROMPT", `prompt ${i} is empty; a next-token prediction needs at least one token (prefix it with "<|endoftext|>" to condition on nothing)`);
+      this.checkLength(e.ids.length + reserve, `prompt ${i}`);
+      return e.ids;
+    });
+  }
+
+  checkLength(n: number, what: string): void {
+    if (n > this.config.nPositions) {
+      throw new RomeError("ERR_CONTEXT_LENGTH", `${what} needs ${n} positions but the model's context is ${this.config.nPositions} tokens; shorten it`);
+    }
+  }
+
+  /** Last-position logits (V) for each token sequence, batched. */
+  async logitsForIds(seqs: readonly (readonly number[])[]): Promise<Float32Array[]> {
+    const V = this.config.vocabSize;
+    const out: Float32Array[] = [];
+    for (let s = 0; s < seqs.length; s += this.batchSize) {
+      const chunk = seqs.slice(s, s + this.batchSize);
+      const batch = padBatch(chunk);
+      const { logits } = await this.engine.run(batch, { head: chunk.map((_, b) => [b, batch.T - 1] as const) });
+      for (let b = 0; b < chunk.length; b++) out.push(logits!.slice(b * V, (b + 1) * V));
+    }
+    return out;
+  }
+
+  /** Logits (V) of the next token after each prompt. */
+  async nextTokenLogits(prompts: readonly string[]): Promise<Float32Array[]> {
+    return this.logitsForIds(await this.encodePrompts(prompts));
+  }
+
+  /** The `topK` most likely next tokens after each prompt, with probabilities. */
+  async predict(prompts: readonly string[], options: { topK?: number } = {}): Promise<Prediction[][]> {
+    checkOptionNames("predict", options, ["topK"]);
+    const k = checkInt("topK", options.topK ?? 5, 1, this.config.vocabSize);
+    const logits = await this.nextTokenLogits(prompts);
+    return logits.map((l) => {
+      const p = softmax(l);
+      return topK(p, k).map((id) => ({ id, token: this.tokenizer.tokenText(id), prob: p[id]! }));
+    });
+  }
+
+  /** Generates a continuation (text only, prompt excluded) with a KV cache. */
+  async generate(prompt: string, options: GenerateOptions = {}): Promise<string> {
+    checkOptionNames("generate", options, ["maxTokens", "topK", "seed"]);
+    const maxTokens = checkInt("maxTokens", options.maxTokens ?? 20, 0, this.config.nPositions);
+    const [ids] = await this.encodePrompts([prompt], maxTokens);
+    return this.tokenizer.decode(await this.generateIds(ids!, { ...options, maxTokens }));
+  }
+
+  /** Generated token ids after `ids`, stopping early at end-of-text. */
+  async generateIds(ids: readonly number[], options: GenerateOptions = {}): Promise<number[]> {
+    const maxTokens = checkInt("maxTokens", options.maxTokens ?? 20, 0, this.config.nPositions);
+    const k = checkInt("topK", options.topK ?? 1, 1, this.config.vocabSize);
+    const random = seededRandom(checkInt("seed", options.seed ?? 0, 0, 2 ** 32 - 1));
+    this.checkLength(ids.length + maxTokens, "prompt + maxTokens");
+    const out: number[] = [];
+    let batch = padBatch([ids]);
+    let run: RunResult | undefined;
+    for (let i = 0; i < maxTokens; i++) {
+      run = await this.engine.run(batch, { cache: run?.cache, keepCache: true, head: [[0, batch.T - 1]] });
+      const next = pickToken(run.logits!, k, random);
+      if (next === this.config.eosTokenId) break;
+      out.push(next);
+      batch = nextStep(batch, [next]);
+    }
+    return out;
+  }
+
+  /**
+   * Teacher-forced log-probability of `target` after `prompt` for each pair. Prompt and target
+   * are tokenized separately (the target keeps its own leading space; no BOS is added).
+   */
+  async logprob(pairs: readonly { prompt: string; target: string }[]): Promise<LogprobResult[]> {
+    if (!Array.isArray(pairs)) throw new RomeError("ERR_ARGUMENT", "Expected an array of { prompt, target } pairs");
+    const prompts = await this.encodePrompts(pairs.map((p) => p.prompt));
+    const targets = await this.tokenizer.encodeBatch(pairs.map((p, i) => {
+      if (typeof p.target !== "string" || p.target.length === 0) throw new RomeError("ERR_ARGUMENT", `pair ${i}: target must be a non-empty string`);
+      return p.target;
+    }));
+    const seqs = prompts.map((p, i) => {
+      const seq = [...p, ...targets[i]!.ids];
+      this.checkLength(seq.length, `pair ${i} (prompt + target)`);
+      return seq;
+    });
+    const V = this.config.vocabSize;
+    const results: LogprobResult[] = [];
+    for (let s = 0; s < seqs.length; s += this.batchSize) {
+      const chunk = seqs.slice(s, s + this.batchSize);
+      const batch = padBatch(chunk);
+      // The logits predicting target token j sit at the position of the token before it.
+      const select: [number, number][] = [];
+      chunk.forEach((_, b) => {
+        const i = s + b;
+        const nT = targets[i]!.ids.length;
+        for (let j = 0; j < nT; j++) select.push([b, batch.T - nT - 1 + j]);
+      });
+      const { logits } = await this.engine.run(batch, { head: select });
+      let row = 0;
+      chunk.forEach((_, b) => {
+        const tids = targets[s + b]!.ids;
+        const tokens = tids.map((id) => {
+          const lp = logSoftmaxAt(logits!.subarray(row * V, (row + 1) * V), id);
+          row++;
+          return { id, token: this.tokenizer.tokenText(id), logprob: lp };
+        });
+        const sum = tokens.reduce((a, t) => a + t.logprob, 0);
+        results.push({ sum, mean: sum / tokens.length, tokens });
+      });
+    }
+    return results;
+  }
+
+  /**
+   * Runs token ids (one sequence, or a batch of equal-length sequences) through the model,
+   * recording the requested states per layer, each (B, T, D) or (B, T, F) for mlp_key, and the
+   * logits (B, V) at the last position.
+   */
+  async forward(ids: readonly number[] | readonly (readonly number[])[], options: ForwardOptions = {}): Promise<{ records: RunResult["records"]; logits: Float32Array; B: number; T: number }> {
+    checkOptionNames("forward", options, ["record"]);
+    const seqs = (Array.isArray(ids[0]) ? ids : [ids]) as readonly (readonly number[])[];
+    const T = seqs[0]?.length ?? 0;
+    if (T === 0) throw new RomeError("ERR_EMPTY_PROMPT", "forward needs at least one token");
+    for (const s of seqs) {
+      if (s.length !== T) throw new RomeError("ERR_ARGUMENT", "forward takes sequences of equal length; use nextTokenLogits for prompts of different lengths");
+      for (const id of s) checkInt("token id", id, 0, this.config.vocabSize - 1);
+    }
+    this.checkLength(T, "the sequence");
+    for (const site of options.record ?? []) {
+      if (!SITES.includes(site)) throw new RomeError("ERR_ARGUMENT", `unknown site '${site}'; sites: ${SITES.join(", ")}`);
+    }
+    const batch = padBatch(seqs);
+    const res = await this.engine.run(batch, { record: options.record, head: seqs.map((_, b) => [b, T - 1] as const) });
+    return { records: res.records, logits: res.logits!, B: seqs.length, T };
+  }
+
+  async dispose(): Promise<void> {
+    await this.engine.release();
+  }
+}
