@@ -6,14 +6,20 @@ import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { RomeError } from "../errors.js";
 
-/** Atomically replaces `file` with `data` (a string is written as UTF-8). Throws ERR_IO. */
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+/**
+ * Atomically replaces `file` with `data`: a string (written as UTF-8), bytes, or a list of byte
+ * chunks written in order (large files are never concatenated in memory). Throws ERR_IO.
+ */
+export function writeFileAtomic(file: string, data: string | Uint8Array | readonly Uint8Array[]): void {
   const dir = path.dirname(path.resolve(file));
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
   let fd: number | undefined;
   try {
     fd = fs.openSync(tmp, "wx");
-    fs.writeFileSync(fd, data);
+    const chunks = typeof data === "string" ? [Buffer.from(data, "utf8")] : data instanceof Uint8Array ? [data] : data;
+    for (const chunk of chunks) {
+      for (let done = 0; done < chunk.byteLength;) done += fs.writeSync(fd, chunk, done, chunk.byteLength - done);
+    }
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;

@@ -118,8 +118,15 @@ function drawGrid(g: GridSpec): string {
   const barW = 12;
   const ticks = niceTicks(g.vmin, g.vmax);
   const tickLabelW = Math.max(...ticks.map((t) => formatTick(t, ticks).length)) * CHAR_W;
-  const width = Math.ceil(Math.max(barX + barW + 8 + tickLabelW + 8, x0 + textWidth(g.xLabel) / 2 + gridW / 2 + 8, textWidth(g.title) + 24));
-  const height = y0 + gridH + 58;
+  const titleW = textWidth(g.title) * (12 / FONT_SIZE);
+  const titleX = Math.max(x0 + gridW / 2, titleW / 2 + 8);
+  const width = Math.ceil(Math.max(
+    barX + barW + 8 + tickLabelW + 8, // colour bar and its ticks
+    barX + textWidth(g.barLabel) + 8, // colour bar label
+    x0 + gridW / 2 + textWidth(g.xLabel) / 2 + 8,
+    titleX + titleW / 2 + 8,
+  ));
+  const height = y0 + gridH + 44;
   const span = g.vmax > g.vmin ? g.vmax - g.vmin : 0;
   const frac = (v: number) => (span > 0 ? (v - g.vmin) / span : 0);
 
@@ -131,7 +138,7 @@ function drawGrid(g: GridSpec): string {
     `<defs><linearGradient id="bar" x1="0" y1="1" x2="0" y2="0">` +
       COLORMAPS[g.colormap].map((c, i, all) => `<stop offset="${(i / (all.length - 1)).toFixed(4)}" stop-color="${c}"/>`).join("") +
       `</linearGradient></defs>`,
-    `<text class="title" x="${(x0 + gridW / 2).toFixed(1)}" y="18" text-anchor="middle" font-size="12">${escapeXml(g.title)}</text>`,
+    `<text class="title" x="${titleX.toFixed(1)}" y="18" text-anchor="middle" font-size="12">${escapeXml(g.title)}</text>`,
   );
   out.push(`<g class="cells" shape-rendering="crispEdges">`);
   for (let r = 0; r < rows; r++) {
@@ -172,7 +179,7 @@ function drawGrid(g: GridSpec): string {
     out.push(`<line x1="${barX + barW}" y1="${y.toFixed(1)}" x2="${barX + barW + 3}" y2="${y.toFixed(1)}" stroke="#000000" stroke-width="0.8"/>`);
     out.push(`<text class="tick" x="${barX + barW + 5}" y="${(y + FONT_SIZE * 0.35).toFixed(1)}">${formatTick(t, ticks)}</text>`);
   }
-  out.push(`<text class="barlabel" x="${barX + barW / 2}" y="${y0 + gridH + 20}" text-anchor="middle">${escapeXml(g.barLabel)}</text>`);
+  out.push(`<text class="barlabel" x="${barX}" y="${y0 + gridH + 20}">${escapeXml(g.barLabel)}</text>`);
   out.push(`</g>`, `</svg>`);
   return out.join("\n") + "\n";
 }
