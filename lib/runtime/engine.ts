@@ -22,10 +22,12 @@ export type Site = "tok_embed" | "pos_embed" | "resid_pre" | "resid_mid" | "resi
 export const SITES: readonly Site[] = ["tok_embed", "pos_embed", "resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "mlp_key"];
 
 export interface AttnState {
+  resid: Float32Array;      // (B, T, D) residual stream entering the attention half-block
   residMid: Float32Array;   // (B, T, D) — patch in place
   attnOut: Float32Array;    // (B, T, D)
 }
 export interface MlpState {
+  residMid: Float32Array;   // (B, T, D) residual stream entering the MLP half-block
   residPost: Float32Array;  // (B, T, D) — patch in place
   mlpOut: Float32Array;     // (B, T, D)
   mlpKey?: Float32Array;    // (B, T, F) when `needKey`
@@ -132,7 +134,7 @@ export class Engine {
     const fetch = needKey ? [IO.residPost, IO.mlpOut, IO.mlpKey] : [IO.residPost, IO.mlpOut];
     const out = await this.mlpSegs[layer]!.run({ [IO.residMid]: { data: residMid, dims: [B, T, this.config.nEmbd] } }, fetch);
     this.flops += mlpFlops(this.config, B * T);
-    return { residPost: out[IO.residPost]!, mlpOut: out[IO.mlpOut]!, mlpKey: out[IO.mlpKey] };
+    return { residMid, residPost: out[IO.residPost]!, mlpOut: out[IO.mlpOut]!, mlpKey: out[IO.mlpKey] };
   }
 
   /** Logits (N, V) at (row, position) pairs of resid (B, T, D). */
@@ -193,7 +195,7 @@ export class Engine {
         cache.key[l] = a.key;
         cache.value[l] = a.value;
       }
-      opts.hooks?.attn?.(l, a);
+      opts.hooks?.attn?.(l, { resid, residMid: a.residMid, attnOut: a.attnOut });
       rec("resid_mid", l, a.residMid);
       rec("attn_out", l, a.attnOut);
       const m = await this.mlp(l, B, T, a.residMid, want.has("mlp_key") || (opts.needKey?.(l) ?? false));

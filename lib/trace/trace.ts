@@ -1,0 +1,225 @@
+// Causal tracing (Meng et al. 2022 §2): corrupt the subject's token embeddings with noise, restore
+// one clean hidden state (or a window of MLP / attention outputs) at a time, and score p(answer) at
+// the last position averaged over noise samples. Semantics follow the reference implementation;
+// the work is done by the minimal batched executor unless strategy "naive" is asked for.
+import { checkInt, checkNumber, checkOptionNames, RomeError } from "../errors.js";
+import { padBatch } from "../runtime/batch.js";
+import { layerFlops, headFlops } from "../runtime/flops.js";
+import type { Model } from "../runtime/model.js";
+import { TRACE_KINDS, type TraceGrid, type TraceKind } from "./grid.js";
+import { runNaive } from "./naive.js";
+import { corrupt, subjectEmbeddingStd, type NoiseSpec, type NoiseType } from "./noise.js";
+import { planGrid, planSevered, type Restoration, type RunStates } from "./plan.js";
+import { subjectChars, tokenRange } from "./subject.js";
+import { minimalFlops, probOf, sweepMinimal, type SweepContext } from "./sweep.js";
+
+export interface TraceOptions {
+  prompt: string;
+  /** The subject as it appears in the prompt; its tokens receive the noise. */
+  subject: string;
+  /** Which states are restored. Default "resid". */
+  kind?: TraceKind;
+  /** Noise samples N (corrupted rows). Default 10; 1–1024. */
+  samples?: number;
+  /**
+   * Noise: a number (Gaussian level), { type, level }, or { s3: subjects } for 3 × the std of the
+   * subjects' token embeddings (the reference's default). Default: { s3: [subject] }.
+   */
+  noise?: number | { type?: NoiseType; level: number } | { type?: NoiseType; s3: readonly string[]; factor?: number };
+  /** Layers restored together around each centre for mlp/attn. Default 10; resid always 1. */
+  window?: number;
+  /** Seed of the numpy-compatible noise stream, re-seeded per run as the reference does. Default 1. */
+  seed?: number;
+  /** "minimal" (default) skips all work that cannot change a score; "naive" reruns everything. */
+  strategy?: "minimal" | "naive";
+  /** Expected answer (text, or token id). The trace scores it; correctPrediction says if the model agrees. */
+  answer?: string | number;
+  /** Which occurrence of the subject text to corrupt (default 0), or explicit characters. */
+  subjectOccurrence?: number;
+  subjectChars?: [number, number];
+  /** Memory budget for one batch of restorations, in MiB. Default 256. */
+  memoryBudgetMB?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+const TRACE_OPTIONS = ["prompt", "subject", "kind", "samples", "noise", "window", "seed", "strategy", "answer",
+  "subjectOccurrence", "subjectChars", "memoryBudgetMB", "onProgress"] as const;
+
+export interface TraceResult extends TraceGrid {
+  answer: { id: number; token: string };
+  correctPrediction: boolean;
+  /** Token ids and texts of the prompt. */
+  inputIds: number[];
+  noiseLevel: number;
+  noiseType: NoiseType;
+  samples: number;
+  strategy: "minimal" | "naive";
+  prompt: string;
+  subject: string;
+  /** FLOPs executed by the call (all kinds traced together) and the minimal count its scores need. */
+  flops: { executed: number; minimal: number };
+}
+
+/** Traces one fact for one kind. */
+export async function trace(model: Model, options: TraceOptions): Promise<TraceResult> {
+  const kind = options.kind ?? "resid";
+  return (await traceKinds(model, options, [kind]))[kind]!;
+}
+
+/** Traces one fact for several kinds, sharing the clean and corrupted runs and the batches. */
+export async function traceKinds(model: Model, options: TraceOptions, kinds: readonly TraceKind[]): Promise<Partial<Record<TraceKind, TraceResult>>> {
+  const prep = await prepare(model, options, kinds);
+  const { L, T, lowScore } = prep;
+  const out: Partial<Record<TraceKind, TraceResult>> = {};
+  const plans: { kind: TraceKind; plans: Restoration[] }[] = kinds.map((k) => ({ kind: k, plans: planGrid(k, T, L, k === "resid" ? 1 : prep.window) }));
+  const flops0 = model.engine.flops;
+  let scores: number[][];
+  if (prep.strategy === "naive") {
+    scores = [];
+    let done = 0;
+    const total = plans.reduce((a, p) => a + p.plans.length, 0);
+    for (const p of plans) {
+      const s: number[] = [];
+      for (const r of p.plans) {
+        s.push(await runNaive({ ...prep.naive }, r));
+        options.onProgress?.(++done, total);
+      }
+      scores.push(s);
+    }
+  } else {
+    // Positions before the subject never see the noise: their restorations change nothing.
+    const live = plans.flatMap((p, k) => p.plans.map((r, i) => ({ k, i, r }))).filter(({ r }) => r.t >= prep.subjectRange[0]);
+    const total = plans.reduce((a, p) => a + p.plans.length, 0);
+    const skipped = total - live.length;
+    const flat = await sweepMinimal({ ...prep.sweep, onProgress: (d) => options.onProgress?.(skipped + d, total) }, live.map((x) => x.r), lowScore);
+    scores = plans.map((p) => new Array(p.plans.length).fill(lowScore));
+    live.forEach(({ k, i }, j) => (scores[k]![i] = flat[j]!));
+  }
+  const executed = model.engine.flops - flops0;
+  const minimal = plans.reduce((a, p) => a + p.plans.filter((r) => r.t >= prep.subjectRange[0]).reduce((b, r) => b + minimalFlops(prep.sweep, r), 0), 0);
+  plans.forEach((p, k) => {
+    const grid = Array.from({ length: T }, (_, t) => scores[k]!.slice(t * L, (t + 1) * L));
+    out[p.kind] = {
+      ...prep.result,
+      kind: p.kind,
+      window: p.kind === "resid" ? 1 : prep.window,
+      scores: grid,
+      flops: { executed: executed + prep.baseFlops.executed, minimal: minimal + prep.baseFlops.minimal },
+    };
+  });
+  return out;
+}
+
+/**
+ * The severed-path experiment at the subject's last token: for each layer, p(answer) with the
+ * residual state restored, with it restored while MLP outputs at that token are frozen to their
+ * corrupted values in all layers, and the same for attention.
+ */
+export async function traceSevered(model: Model, options: TraceOptions): Promise<{ layers: number; normal: number[]; mlpSevered: number[]; attnSevered: number[]; lowScore: number; highScore: number; token: number }> {
+  const prep = await prepare(model, options, ["resid"]);
+  const t = prep.subjectRange[1] - 1;
+  const normal = planGrid("resid", prep.T, prep.L, 1).filter((r) => r.t === t);
+  const mlp = planSevered("mlp", t, prep.L);
+  const attn = planSevered("attn", t, prep.L);
+  const all = [...normal, ...mlp, ...attn];
+  const s = prep.strategy === "naive"
+    ? await Promise.all(all.map((r) => runNaive(prep.naive, r)))
+    : await sweepMinimal(prep.sweep, all, prep.lowScore);
+  const L = prep.L;
+  return { layers: L, normal: s.slice(0, L), mlpSevered: s.slice(L, 2 * L), attnSevered: s.slice(2 * L), lowScore: prep.lowScore, highScore: prep.result.highScore, token: t };
+}
+
+async function prepare(model: Model, options: TraceOptions, kinds: readonly TraceKind[]) {
+  checkOptionNames("trace", options, TRACE_OPTIONS);
+  for (const k of kinds) {
+    if (!TRACE_KINDS.includes(k)) throw new RomeError("ERR_UNKNOWN_KIND", `unknown trace kind ${JSON.stringify(k)}; kinds: ${TRACE_KINDS.join(", ")}`);
+  }
+  if (typeof options.prompt !== "string" || options.prompt.length === 0) throw new RomeError("ERR_EMPTY_PROMPT", "trace needs a non-empty prompt");
+  const cfg = model.config;
+  const L = cfg.nLayer;
+  const D = cfg.nEmbd;
+  const N = checkInt("samples", options.samples ?? 10, 1, 1024);
+  const window = checkInt("window", options.window ?? 10, 1, 4 * L);
+  const seed = checkInt("seed", options.seed ?? 1, 0, 2 ** 32 - 1);
+  const budget = checkNumber("memoryBudgetMB", options.memoryBudgetMB ?? 256, 1, 1 << 20);
+  const strategy = options.strategy ?? "minimal";
+  if (strategy !== "minimal" && strategy !== "naive") throw new RomeError("ERR_ARGUMENT", `strategy must be "minimal" or "naive", received ${JSON.stringify(strategy)}`);
+  const chars = subjectChars(options.prompt, options.subject, { occurrence: options.subjectOccurrence, charRange: options.subjectChars });
+  const enc = await model.tokenizer.encode(options.prompt);
+  model.checkLength(enc.ids.length, "the prompt");
+  const subjectRange = tokenRange(enc, chars);
+  const noise = await noiseSpec(model, options);
+  const ids = enc.ids;
+  const T = ids.length;
+
+  // Clean run (1 row): answer, high score, the states restorations copy.
+  const f0 = model.engine.flops;
+  const clean = await model.engine.run(padBatch([ids]), { record: ["resid_post", "attn_out", "mlp_out"], head: [[0, T - 1]] });
+  let best = 0;
+  const cl = clean.logits!;
+  for (let v = 1; v < cl.length; v++) if (cl[v]! > cl[best]!) best = v;
+  let answerId = best;
+  if (options.answer !== undefined) {
+    if (typeof options.answer === "number") answerId = checkInt("answer", options.answer, 0, cfg.vocabSize - 1);
+    else {
+      const text = /^\s/.test(options.answer) ? options.answer : " " + options.answer;
+      const a = await model.tokenizer.encode(text);
+      if (a.ids.length === 0) throw new RomeError("ERR_ARGUMENT", "the expected answer is empty");
+      answerId = a.ids[0]!;
+    }
+  }
+  const highScore = probOf(cl, answerId);
+
+  // Corrupted run (N rows): low score, cached states and keys/values of every layer.
+  const corruptedRun = await model.engine.run(padBatch(Array.from({ length: N }, () => ids)), {
+    record: ["resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out"],
+    keepCache: true,
+    head: Array.from({ length: N }, (_, n) => [n, T - 1] as const),
+    hooks: { tokEmbed: (tok) => corrupt(tok, N, T, D, subjectRange, noise, seed) },
+  });
+  const V = cfg.vocabSize;
+  let low = 0;
+  for (let n = 0; n < N; n++) low += probOf(corruptedRun.logits!.subarray(n * V, (n + 1) * V), answerId);
+  const lowScore = low / N;
+  const baseExecuted = model.engine.flops - f0;
+  const baseMinimal = (N + 1) * L * layerFlops(cfg, 1, T, 0) + headFlops(cfg, N + 1);
+
+  const states = (r: typeof clean): RunStates => ({
+    residPre: r.records.resid_pre ?? [], residMid: r.records.resid_mid ?? [], residPost: r.records.resid_post!,
+    attnOut: r.records.attn_out!, mlpOut: r.records.mlp_out!,
+  });
+  // Bytes per batch row of the sweep: states of every position (resid in/out, components,
+  // attention bias, past keys/values) and one row of logits.
+  const H = cfg.nHead;
+  const rowBytes = 4 * (T * (6 * D + cfg.nInner + T * (1 + H)) + 2 * T * D + V);
+  const maxRows = Math.max(N, Math.floor((budget * 1024 * 1024) / rowBytes));
+  const sweep: SweepContext = {
+    engine: model.engine, N, T, answer: answerId, clean: states(clean), corrupted: states(corruptedRun), cache: corruptedRun.cache!, maxRows,
+  };
+  const tokens = ids.map((id) => model.tokenizer.tokenText(id));
+  return {
+    L, T, N, window, strategy, subjectRange, lowScore,
+    baseFlops: { executed: baseExecuted, minimal: baseMinimal },
+    sweep,
+    naive: { engine: model.engine, ids, N, subject: subjectRange, noise, seed, answer: answerId, corrupted: sweep.corrupted },
+    result: {
+      prompt: options.prompt, subject: options.subject,
+      answer: { id: answerId, token: model.tokenizer.tokenText(answerId) },
+      correctPrediction: answerId === best,
+      highScore, lowScore, tokens, inputIds: ids, subjectRange, noiseLevel: noise.level, noiseType: noise.type, samples: N, strategy,
+    },
+  };
+}
+
+async function noiseSpec(model: Model, options: TraceOptions): Promise<NoiseSpec> {
+  const n = options.noise ?? { s3: [options.subject] };
+  if (typeof n === "number") return { type: "gauss", level: checkNumber("noise", n, 0, 1e6) };
+  if (typeof n !== "object" || n === null) throw new RomeError("ERR_ARGUMENT", "noise must be a number, { type, level } or { s3: subjects }");
+  const type = n.type ?? "gauss";
+  if (!["gauss", "uniform", "replace"].includes(type)) throw new RomeError("ERR_ARGUMENT", `noise type must be gauss, uniform or replace, received ${JSON.stringify(type)}`);
+  if ("level" in n) return { type, level: checkNumber("noise.level", n.level, 0, 1e6) };
+  if ("s3" in n && Array.isArray(n.s3)) {
+    const factor = checkNumber("noise.factor", n.factor ?? 3, 0, 1e6);
+    return { type, level: factor * (await subjectEmbeddingStd(model, n.s3)) };
+  }
+  throw new RomeError("ERR_ARGUMENT", "noise must be a number, { type, level } or { s3: subjects }");
+}
