@@ -40,7 +40,7 @@ export interface UpdateRecord {
   data: Float32Array;
 }
 
-interface Addon {
+export interface Addon {
   init(o: { RomeError: typeof RomeError }): void;
   capabilities(): NativeCapabilities;
   setThreads(n: number): number;

@@ -87,3 +87,8 @@ export function freeze(dst: Float32Tensor, values: Float32Tensor, plan: Int32Arr
   nativeAddon().freeze(dst, values, plan);
 }
 
+
+/** The raw addon, without TypeScript validation: for tests of the C++ re-checks only. */
+export function nativeAddonForTests(): ReturnType<typeof nativeAddon> {
+  return nativeAddon();
+}

@@ -1,7 +1,8 @@
 // The engine: runs a model segment by segment. Between segments every intermediate tensor is in
 // JavaScript memory, where callers record it or patch it in place (hooks) before the next segment
 // reads it. A run can start at any layer from given states, stop early, reuse and return KV
-// caches, and evaluate the head at selected positions only. Counts the FLOPs it executes.
+// caches, and evaluate the head at selected positions only. Counts the FLOPs it executes
+// into the meter a caller passes.
 import type { ArchDescription, Weights } from "../model/arch/types.js";
 import type { ModelConfig } from "../model/config.js";
 import { compileAttention, compileEmbed, compileHead, compileMlp, IO } from "../graph/segments.js";
@@ -53,6 +54,8 @@ export interface RunOptions {
   /** (batch row, position) pairs at which to evaluate the head. */
   head?: readonly (readonly [number, number])[];
   hooks?: Hooks;
+  /** Counts the FLOPs of this run. */
+  meter?: FlopMeter;
   /** Fetch the MLP key for hooks at these layers (recording mlp_key implies all). */
   needKey?: (layer: number) => boolean;
 }
@@ -66,10 +69,13 @@ export interface RunResult {
   logits?: Float32Array;
 }
 
-export class Engine {
-  /** FLOPs executed by all runs so far (reset by callers that measure). */
-  flops = 0;
+/** Counts the FLOPs of the engine calls it is passed to (one per measured task, so concurrent
+ * tasks on one engine are counted apart). */
+export interface FlopMeter {
+  flops: number;
+}
 
+export class Engine {
   private constructor(
     readonly config: ModelConfig,
     private readonly embedSeg: SegmentSession,
@@ -109,7 +115,7 @@ export class Engine {
   }
 
   /** Attention half-block of `layer`: resid (B, T, D), past (B, H, P, Dh), bias (B, 1, T, S). */
-  async attn(layer: number, batch: Batch, resid: Float32Array, bias: Float32Array, past?: { key: Float32Array; value: Float32Array }) {
+  async attn(layer: number, batch: Batch, resid: Float32Array, bias: Float32Array, past?: { key: Float32Array; value: Float32Array }, meter?: FlopMeter) {
     const { B, T } = batch;
     const cfg = this.config;
     const H = cfg.nHead;
@@ -125,20 +131,20 @@ export class Engine {
     };
     if (seg.inputNames.includes(IO.positions)) feeds[IO.positions] = { data: batch.positions, dims: [B, T] };
     const out = await seg.run(feeds, [IO.residMid, IO.attnOut, IO.presentKey, IO.presentValue]);
-    this.flops += attnFlops(cfg, B * T, P + T);
+    if (meter) meter.flops += attnFlops(cfg, B * T, P + T);
     return { residMid: out[IO.residMid]!, attnOut: out[IO.attnOut]!, key: out[IO.presentKey]!, value: out[IO.presentValue]! };
   }
 
   /** MLP half-block of `layer`: residMid (B, T, D). */
-  async mlp(layer: number, B: number, T: number, residMid: Float32Array, needKey: boolean): Promise<MlpState> {
+  async mlp(layer: number, B: number, T: number, residMid: Float32Array, needKey: boolean, meter?: FlopMeter): Promise<MlpState> {
     const fetch = needKey ? [IO.residPost, IO.mlpOut, IO.mlpKey] : [IO.residPost, IO.mlpOut];
     const out = await this.mlpSegs[layer]!.run({ [IO.residMid]: { data: residMid, dims: [B, T, this.config.nEmbd] } }, fetch);
-    this.flops += mlpFlops(this.config, B * T);
+    if (meter) meter.flops += mlpFlops(this.config, B * T);
     return { residMid, residPost: out[IO.residPost]!, mlpOut: out[IO.mlpOut]!, mlpKey: out[IO.mlpKey] };
   }
 
   /** Logits (N, V) at (row, position) pairs of resid (B, T, D). */
-  async head(B: number, T: number, resid: Float32Array, select: readonly (readonly [number, number])[]): Promise<Float32Array> {
+  async head(B: number, T: number, resid: Float32Array, select: readonly (readonly [number, number])[], meter?: FlopMeter): Promise<Float32Array> {
     const sel = new BigInt64Array(select.length * 2);
     select.forEach(([b, t], i) => {
       if (b < 0 || b >= B || t < 0 || t >= T) throw new RomeError("ERR_ARGUMENT", `head position (${b}, ${t}) is outside the batch (${B} × ${T})`);
@@ -149,7 +155,7 @@ export class Engine {
       { [IO.resid]: { data: resid, dims: [B, T, this.config.nEmbd] }, [IO.select]: { data: sel, dims: [select.length, 2] } },
       [IO.logits],
     );
-    this.flops += headFlops(this.config, select.length);
+    if (meter) meter.flops += headFlops(this.config, select.length);
     return out[IO.logits]!;
   }
 
@@ -190,7 +196,7 @@ export class Engine {
     for (let l = start; l < stop; l++) {
       rec("resid_pre", l, resid);
       const past = opts.cache ? { key: opts.cache.key[l]!, value: opts.cache.value[l]! } : undefined;
-      const a = await this.attn(l, batch, resid, bias, past);
+      const a = await this.attn(l, batch, resid, bias, past, opts.meter);
       if (cache) {
         cache.key[l] = a.key;
         cache.value[l] = a.value;
@@ -198,7 +204,7 @@ export class Engine {
       opts.hooks?.attn?.(l, { resid, residMid: a.residMid, attnOut: a.attnOut });
       rec("resid_mid", l, a.residMid);
       rec("attn_out", l, a.attnOut);
-      const m = await this.mlp(l, B, T, a.residMid, want.has("mlp_key") || (opts.needKey?.(l) ?? false));
+      const m = await this.mlp(l, B, T, a.residMid, want.has("mlp_key") || (opts.needKey?.(l) ?? false), opts.meter);
       opts.hooks?.mlp?.(l, m);
       rec("mlp_out", l, m.mlpOut);
       if (m.mlpKey) rec("mlp_key", l, m.mlpKey);
@@ -208,7 +214,7 @@ export class Engine {
     const result: RunResult = { resid, records, cache };
     if (opts.head && opts.head.length > 0) {
       if (stop !== cfg.nLayer) throw new RomeError("ERR_ARGUMENT", "the head can only run after the last layer (stopLayer must be the layer count)");
-      result.logits = await this.head(B, T, resid, opts.head);
+      result.logits = await this.head(B, T, resid, opts.head, opts.meter);
     }
     return result;
   }

@@ -2,7 +2,7 @@
 // reruns the whole network on N + 1 rows (row 0 clean, rows 1..N corrupted), copying row 0's
 // state into rows 1..N at the restored token.
 import { padBatch } from "../runtime/batch.js";
-import type { Engine } from "../runtime/engine.js";
+import type { Engine, FlopMeter } from "../runtime/engine.js";
 import { corrupt, type NoiseSpec } from "./noise.js";
 import type { Patch, Restoration, RunStates } from "./plan.js";
 import { probOf } from "./sweep.js";
@@ -15,6 +15,7 @@ export interface NaiveContext {
   noise: NoiseSpec;
   seed: number;
   answer: number;
+  meter: FlopMeter;
   /** The corrupted run's states (N rows), for patches that freeze to corrupted values. */
   corrupted?: RunStates;
 }
@@ -41,6 +42,7 @@ export async function runNaive(ctx: NaiveContext, r?: Restoration): Promise<numb
   };
   const res = await engine.run(batch, {
     head: Array.from({ length: N }, (_, i) => [i + 1, T - 1] as const),
+    meter: ctx.meter,
     hooks: {
       // rows 1..N get noise; the draw is (N, e − b, D), the same for every restoration
       tokEmbed: (tok) => corrupt(tok.subarray(T * D), N, T, D, ctx.subject, ctx.noise, ctx.seed),

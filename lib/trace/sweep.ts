@@ -3,7 +3,7 @@
 // the cached corrupted states, computes positions ≥ t only (positions < t come from the corrupted
 // KV cache) and evaluates the head at the last position only. Restorations of the same position
 // are batched layer-synchronously: the batch grows at each step by those that enter there.
-import type { Engine, KVCache } from "../runtime/engine.js";
+import type { Engine, FlopMeter, KVCache } from "../runtime/engine.js";
 import { attentionBias, type Batch } from "../runtime/batch.js";
 import { headFlops, layerFlops, mlpFlops } from "../runtime/flops.js";
 import { patchStep, type Restoration, type RunStates, type Step } from "./plan.js";
@@ -20,6 +20,7 @@ export interface SweepContext {
   cache: KVCache;        // corrupted keys/values, (N, H, T, Dh) per layer
   /** Largest batch (rows) one engine call may take. */
   maxRows: number;
+  meter: FlopMeter;
   onProgress?: (done: number) => void;
 }
 
@@ -76,7 +77,7 @@ async function runChunk(ctx: SweepContext, t: number, plans: Restoration[]): Pro
   const Tp = T - t;
   const entries = plans.map(entryStep);
   let rows = 0;
-  let resid = new Float32Array(0); // (rows, Tp, D)
+  let resid: Float32Array = new Float32Array(0); // (rows, Tp, D)
   let active: Restoration[] = [];
   const bias1 = attentionBias(oneRow(t, Tp)); // (1, 1, Tp, T)
   for (let step = Math.min(...entries); step <= 2 * L; step++) {
@@ -99,16 +100,16 @@ async function runChunk(ctx: SweepContext, t: number, plans: Restoration[]): Pro
         key: gatherPast(ctx.cache.key[layer]!, N, rows, t, T, cfg.nHead, D / cfg.nHead),
         value: gatherPast(ctx.cache.value[layer]!, N, rows, t, T, cfg.nHead, D / cfg.nHead),
       };
-      const a = await engine.attn(layer, batch, resid, tile(bias1, rows), t > 0 ? past : undefined);
+      const a = await engine.attn(layer, batch, resid, tile(bias1, rows), t > 0 ? past : undefined, ctx.meter);
       applyPatches(ctx, active, layer, "attn", t, resid, a.residMid, Tp);
       resid = a.residMid;
     } else {
-      const m = await engine.mlp(layer, rows, Tp, resid, false);
+      const m = await engine.mlp(layer, rows, Tp, resid, false, ctx.meter);
       applyPatches(ctx, active, layer, "mlp", t, resid, m.residPost, Tp);
       resid = m.residPost;
     }
   }
-  const logits = await engine.head(rows, Tp, resid, Array.from({ length: rows }, (_, r) => [r, Tp - 1] as const));
+  const logits = await engine.head(rows, Tp, resid, Array.from({ length: rows }, (_, r) => [r, Tp - 1] as const), ctx.meter);
   const V = cfg.vocabSize;
   const byPlan = new Map<Restoration, number>();
   active.forEach((r, k) => {

@@ -71,7 +71,7 @@ export async function traceKinds(model: Model, options: TraceOptions, kinds: rea
   const { L, T, lowScore } = prep;
   const out: Partial<Record<TraceKind, TraceResult>> = {};
   const plans: { kind: TraceKind; plans: Restoration[] }[] = kinds.map((k) => ({ kind: k, plans: planGrid(k, T, L, k === "resid" ? 1 : prep.window) }));
-  const flops0 = model.engine.flops;
+  const flops0 = prep.meter.flops;
   let scores: number[][];
   if (prep.strategy === "naive") {
     scores = [];
@@ -94,7 +94,7 @@ export async function traceKinds(model: Model, options: TraceOptions, kinds: rea
     scores = plans.map((p) => new Array(p.plans.length).fill(lowScore));
     live.forEach(({ k, i }, j) => (scores[k]![i] = flat[j]!));
   }
-  const executed = model.engine.flops - flops0;
+  const executed = prep.meter.flops - flops0;
   const minimal = plans.reduce((a, p) => a + p.plans.filter((r) => r.t >= prep.subjectRange[0]).reduce((b, r) => b + minimalFlops(prep.sweep, r), 0), 0);
   plans.forEach((p, k) => {
     const grid = Array.from({ length: T }, (_, t) => scores[k]!.slice(t * L, (t + 1) * L));
@@ -152,8 +152,8 @@ async function prepare(model: Model, options: TraceOptions, kinds: readonly Trac
   const T = ids.length;
 
   // Clean run (1 row): answer, high score, the states restorations copy.
-  const f0 = model.engine.flops;
-  const clean = await model.engine.run(padBatch([ids]), { record: ["resid_post", "attn_out", "mlp_out"], head: [[0, T - 1]] });
+  const meter = { flops: 0 };
+  const clean = await model.engine.run(padBatch([ids]), { record: ["resid_post", "attn_out", "mlp_out"], head: [[0, T - 1]], meter });
   let best = 0;
   const cl = clean.logits!;
   for (let v = 1; v < cl.length; v++) if (cl[v]! > cl[best]!) best = v;
@@ -175,12 +175,13 @@ async function prepare(model: Model, options: TraceOptions, kinds: readonly Trac
     keepCache: true,
     head: Array.from({ length: N }, (_, n) => [n, T - 1] as const),
     hooks: { tokEmbed: (tok) => corrupt(tok, N, T, D, subjectRange, noise, seed) },
+    meter,
   });
   const V = cfg.vocabSize;
   let low = 0;
   for (let n = 0; n < N; n++) low += probOf(corruptedRun.logits!.subarray(n * V, (n + 1) * V), answerId);
   const lowScore = low / N;
-  const baseExecuted = model.engine.flops - f0;
+  const baseExecuted = meter.flops;
   const baseMinimal = (N + 1) * L * layerFlops(cfg, 1, T, 0) + headFlops(cfg, N + 1);
 
   const states = (r: typeof clean): RunStates => ({
@@ -193,14 +194,15 @@ async function prepare(model: Model, options: TraceOptions, kinds: readonly Trac
   const rowBytes = 4 * (T * (6 * D + cfg.nInner + T * (1 + H)) + 2 * T * D + V);
   const maxRows = Math.max(N, Math.floor((budget * 1024 * 1024) / rowBytes));
   const sweep: SweepContext = {
-    engine: model.engine, N, T, answer: answerId, clean: states(clean), corrupted: states(corruptedRun), cache: corruptedRun.cache!, maxRows,
+    engine: model.engine, N, T, answer: answerId, clean: states(clean), corrupted: states(corruptedRun), cache: corruptedRun.cache!, maxRows, meter,
   };
   const tokens = ids.map((id) => model.tokenizer.tokenText(id));
   return {
     L, T, N, window, strategy, subjectRange, lowScore,
     baseFlops: { executed: baseExecuted, minimal: baseMinimal },
     sweep,
-    naive: { engine: model.engine, ids, N, subject: subjectRange, noise, seed, answer: answerId, corrupted: sweep.corrupted },
+    meter,
+    naive: { engine: model.engine, ids, N, subject: subjectRange, noise, seed, answer: answerId, corrupted: sweep.corrupted, meter },
     result: {
       prompt: options.prompt, subject: options.subject,
       answer: { id: answerId, token: model.tokenizer.tokenText(answerId) },
