@@ -1,0 +1,167 @@
+#!/usr/bin/env node
+// The rome-node command line: predictions, generation, causal traces of one fact or a dataset,
+// and a demo on the bundled TinyFacts model. Errors print their code and exit with status 2.
+import { Command, InvalidArgumentError } from "commander";
+import { dirname, extname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { RomeError } from "../errors.js";
+import { writeFileAtomic } from "../io/atomic.js";
+import { Model } from "../runtime/model.js";
+import { traceDataset } from "../trace/dataset.js";
+import { TRACE_KINDS, type TraceKind } from "../trace/grid.js";
+import { heatmapSvg, svgToPng } from "../trace/heatmap.js";
+import { traceKinds } from "../trace/trace.js";
+import { Progress } from "./progress.js";
+
+const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const DEFAULT_MODEL = join(PACKAGE_ROOT, "models", "tinyfacts");
+
+const int = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`expected an integer, got ${v}`);
+  return n;
+};
+const num = (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got ${v}`);
+  return n;
+};
+const kinds = (v: string): TraceKind[] => {
+  const ks = v === "all" ? [...TRACE_KINDS] : v.split(",");
+  for (const k of ks) if (!TRACE_KINDS.includes(k as TraceKind)) throw new InvalidArgumentError(`unknown kind ${k}; use ${TRACE_KINDS.join(", ")} or all`);
+  return ks as TraceKind[];
+};
+
+async function withModel<T>(opts: { model: string; threads: number }, fn: (m: Model) => Promise<T>): Promise<T> {
+  const model = await Model.load(opts.model, { threads: opts.threads });
+  try {
+    return await fn(model);
+  } finally {
+    await model.dispose();
+  }
+}
+
+const program = new Command("rome-node")
+  .description("Locate and edit factual associations in GPT-style language models")
+  .option("-m, --model <dir>", "Hugging Face model directory", DEFAULT_MODEL)
+  .option("-t, --threads <n>", "onnxruntime threads", int, 1);
+
+program.command("predict")
+  .description("top-k next tokens after each prompt")
+  .argument("<prompts...>")
+  .option("-k, --top-k <k>", "tokens to show", int, 5)
+  .action(async (prompts: string[], o: { topK: number }) => {
+    await withModel(program.opts(), async (m) => {
+      const preds = await m.predict(prompts, { topK: o.topK });
+      prompts.forEach((p, i) => {
+        console.log(p);
+        for (const x of preds[i]!) console.log(`  ${JSON.stringify(x.token).padEnd(16)} ${x.prob.toFixed(4)}`);
+      });
+    });
+  });
+
+program.command("generate")
+  .description("continue a prompt (greedy, or top-k sampling with a seed)")
+  .argument("<prompt>")
+  .option("-n, --max-tokens <n>", "tokens to generate", int, 20)
+  .option("-k, --top-k <k>", "1 = greedy", int, 1)
+  .option("-s, --seed <seed>", "sampling seed", int, 0)
+  .action(async (prompt: string, o: { maxTokens: number; topK: number; seed: number }) => {
+    await withModel(program.opts(), async (m) => console.log(prompt + (await m.generate(prompt, o))));
+  });
+
+program.command("trace")
+  .description("causal trace of one fact; writes heatmaps (.svg/.png) or the result (.json)")
+  .requiredOption("-p, --prompt <text>")
+  .requiredOption("-s, --subject <text>")
+  .option("--kind <kinds>", "resid, mlp, attn, comma-separated, or all", kinds, ["resid"] as TraceKind[])
+  .option("--samples <n>", "noise samples", int, 10)
+  .option("--noise <level>", "Gaussian noise level (default: 3 × std of the subject's embeddings)", num)
+  .option("--window <n>", "layers restored together for mlp/attn", int, 10)
+  .option("--strategy <s>", "minimal or naive", "minimal")
+  .option("-o, --out <file>", "output: name.svg, name.png or name.json (one file per kind: name-<kind>.ext)")
+  .action(async (o: { prompt: string; subject: string; kind: TraceKind[]; samples: number; noise?: number; window: number; strategy: "minimal" | "naive"; out?: string }) => {
+    await withModel(program.opts(), async (m) => {
+      const res = await traceKinds(m, { prompt: o.prompt, subject: o.subject, samples: o.samples, noise: o.noise, window: o.window, strategy: o.strategy }, o.kind);
+      for (const k of o.kind) {
+        const r = res[k]!;
+        console.log(`${k}: answer ${JSON.stringify(r.answer.token)} high ${r.highScore.toFixed(4)} low ${r.lowScore.toFixed(4)} noise ${r.noiseLevel.toFixed(4)} ` +
+          `FLOPs ${(r.flops.executed / 1e9).toFixed(3)} G (minimal ${(r.flops.minimal / 1e9).toFixed(3)} G)`);
+        printGrid(r.tokens, r.scores, r.subjectRange);
+        if (o.out) {
+          const ext = extname(o.out);
+          const file = o.kind.length > 1 ? o.out.slice(0, -ext.length) + `-${k}` + ext : o.out;
+          const svg = heatmapSvg(r);
+          writeFileAtomic(file, ext === ".json" ? JSON.stringify(r) : ext === ".png" ? svgToPng(svg) : svg);
+          console.log(`wrote ${file}`);
+        }
+      }
+    });
+  });
+
+program.command("trace-dataset")
+  .description("trace every fact of a known-facts JSON file (resumable JSON lines + averaged effects)")
+  .requiredOption("-d, --dataset <file>", "known_1000.json-style file")
+  .requiredOption("-o, --out <file>", "results, one JSON line per fact; an existing file is resumed")
+  .option("--kinds <kinds>", "resid, mlp, attn, comma-separated, or all", kinds, [...TRACE_KINDS] as TraceKind[])
+  .option("--limit <n>", "first n facts only", int)
+  .option("--samples <n>", "noise samples", int, 10)
+  .option("--noise <level>", "Gaussian noise level (default: s3 over the dataset's subjects)", num)
+  .option("--window <n>", "layers restored together for mlp/attn", int, 10)
+  .option("--heatmaps <dir>", "write per-fact heatmaps here")
+  .option("--plots <dir>", "write averaged plots here")
+  .action(async (o: { dataset: string; out: string; kinds: TraceKind[]; limit?: number; samples: number; noise?: number; window: number; heatmaps?: string; plots?: string }) => {
+    await withModel(program.opts(), async (m) => {
+      let bar: Progress | undefined;
+      const res = await traceDataset(m, {
+        ...o,
+        onProgress: (done, total, fact) => (bar ??= new Progress("tracing", total)).update(done, fact.subject),
+      });
+      console.log(`traced ${res.traced} facts (${res.resumed} resumed) → ${res.out}; noise level ${res.noiseLevel.toFixed(4)}`);
+      for (const [k, avg] of Object.entries(res.averages)) {
+        console.log(`${k}: ${avg!.n} correct facts, high ${avg!.highMean.toFixed(4)} low ${avg!.lowMean.toFixed(4)}; peak indirect effect by bucket:`);
+        avg!.buckets.forEach((b, i) => {
+          const row = avg!.mean[i]!;
+          const best = row.reduce((a, v, j) => (v > row[a]! ? j : a), 0);
+          console.log(`  ${b.padEnd(24)} ${Number.isNaN(row[best]!) ? "   n/a" : row[best]!.toFixed(4)} at layer ${best} (±${avg!.ci95[i]![best]!.toFixed(4)})`);
+        });
+      }
+    });
+  });
+
+program.command("demo")
+  .description("predictions, a generation and a causal trace on the bundled TinyFacts model")
+  .action(async () => {
+    await withModel(program.opts(), async (m) => {
+      const prompts = ["Castle of Berkbre is located in the city of", "Castle of Berkbre is located in the country of"];
+      console.log(`model: ${program.opts().model} (${m.config.nLayer} layers, d=${m.config.nEmbd}, vocab ${m.config.vocabSize})\n`);
+      const preds = await m.predict(prompts, { topK: 3 });
+      prompts.forEach((p, i) => console.log(`${p} → ${preds[i]!.map((x) => `${JSON.stringify(x.token)} ${(100 * x.prob).toFixed(1)}%`).join(", ")}`));
+      console.log(`\ngreedy: Castle of Berkbre is${await m.generate("Castle of Berkbre is", { maxTokens: 12 })}`);
+      const t0 = performance.now();
+      const res = await traceKinds(m, { prompt: prompts[0]!, subject: "Castle of Berkbre", noise: 0.4689, window: 3 }, ["resid", "mlp", "attn"]);
+      console.log(`\ncausal trace (3 kinds, 10 samples, window 3, ${(performance.now() - t0).toFixed(0)} ms): where is the fact recalled?`);
+      for (const k of TRACE_KINDS) {
+        const r = res[k]!;
+        console.log(`\n${k} (p(${r.answer.token.trim()}): clean ${r.highScore.toFixed(3)}, corrupted ${r.lowScore.toFixed(3)})`);
+        printGrid(r.tokens, r.scores, r.subjectRange);
+      }
+    });
+  });
+
+function printGrid(tokens: string[], scores: number[][], [b, e]: [number, number]): void {
+  const L = scores[0]?.length ?? 0;
+  console.log(" ".repeat(16) + Array.from({ length: L }, (_, l) => `L${l}`.padStart(7)).join(""));
+  tokens.forEach((tok, i) => {
+    const label = (JSON.stringify(tok).slice(1, -1) + (i >= b && i < e ? "*" : "")).slice(0, 15).padEnd(16);
+    console.log(label + scores[i]!.map((v) => v.toFixed(3).padStart(7)).join(""));
+  });
+}
+
+program.parseAsync().catch((e: unknown) => {
+  if (e instanceof RomeError) {
+    console.error(`error [${e.code}]: ${e.message}`);
+    process.exit(2);
+  }
+  throw e;
+});

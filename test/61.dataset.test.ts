@@ -1,0 +1,32 @@
+import test from "ava";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Model } from "../lib/runtime/model.js";
+import { traceDataset } from "../lib/trace/dataset.js";
+import { readKnownFacts } from "../lib/trace/known.js";
+import { tempDir, TINYFACTS } from "./helpers.js";
+
+test("traceDataset writes one line per fact, resumes, averages and draws", async (t) => {
+  const dir = tempDir(t);
+  const model = await Model.load(TINYFACTS);
+  const facts = readKnownFacts(join(TINYFACTS, "known.json")).slice(0, 4);
+  const out = join(dir, "traces.jsonl");
+  const common = { dataset: facts, out, kinds: ["resid", "mlp"] as const, samples: 2, window: 3, noise: 0.47 };
+  const first = await traceDataset(model, { ...common, limit: 2 });
+  t.is(first.traced, 2);
+  const progress: number[] = [];
+  const second = await traceDataset(model, { ...common, heatmaps: join(dir, "maps"), plots: join(dir, "plots"), onProgress: (d) => progress.push(d) });
+  t.is(second.resumed, 2);
+  t.is(second.traced, 2);
+  t.deepEqual(progress, [3, 4]);
+  const lines = readFileSync(out, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  t.deepEqual(lines.map((l) => l.known_id), facts.map((f) => f.known_id));
+  t.true(lines.every((l) => l.correctPrediction && l.traces.resid.scores.length === l.traces.resid.tokens.length));
+  t.is(second.averages.resid!.n, 4);
+  t.is(second.averages.resid!.buckets.length, 6);
+  t.true(existsSync(join(dir, "maps", `${facts[2]!.known_id}-mlp.png`)));
+  t.true(existsSync(join(dir, "plots", "average-resid.svg")));
+  const summary = JSON.parse(readFileSync(`${out}.summary.json`, "utf8"));
+  t.is(summary.facts, 4);
+  await model.dispose();
+});
