@@ -52,6 +52,7 @@ export interface Addon {
   momentAccumulate(acc: Float64Tensor, keys: Float32Tensor, async: boolean, backend: Backend): Promise<void> | undefined;
   momentMerge(acc: Float64Tensor, other: Float64Tensor): void;
   momentFinalize(out: Float64Tensor, acc: Float64Tensor, count: number): void;
+  _benchRawSsyrk(keys: Float32Tensor): Promise<number>;
   choleskyFactor(a: Float64Tensor, ridge: number, async: boolean, backend: Backend): Promise<CholeskyInfo> | CholeskyInfo;
   choleskySolve(u: Float64Tensor, b: Float64Tensor, async: boolean, backend: Backend): Promise<void> | undefined;
   updateApply(w: Float32Tensor, u: Float32Tensor, v: Float32Tensor): UpdateRecord;

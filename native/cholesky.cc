@@ -28,7 +28,9 @@ static Status not_pd(int64_t i, double pivot, int64_t n) {
                 "Matrix is not positive definite: pivot %lld of %lld is %.6g (smallest allowed is > 0); "
                 "add a ridge (e.g. { ridge: 1e-6 }) or collect more statistics",
                 (long long)i, (long long)n, pivot);
-  return Status::Error("ERR_NOT_POSITIVE_DEFINITE", buf);
+  Status s = Status::Error("ERR_NOT_POSITIVE_DEFINITE", buf);
+  s.details = {{"index", double(i)}, {"pivot", pivot}};
+  return s;
 }
 
 static void fill_info(const double* a, int64_t n, CholeskyInfo* info) {

@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace rome {
 
@@ -12,9 +14,10 @@ namespace rome {
 struct Status {
   std::string code;     // "", "ERR_NATIVE_ARGUMENT", "ERR_NOT_POSITIVE_DEFINITE", "ERR_CUDA"
   std::string message;  // full sentence, shown to the user
+  std::vector<std::pair<std::string, double>> details;  // extra numeric properties of the error
   bool ok() const { return code.empty(); }
   static Status Ok() { return {}; }
-  static Status Error(const char* code, std::string message) { return {code, std::move(message)}; }
+  static Status Error(const char* code, std::string message) { return {code, std::move(message), {}}; }
 };
 
 /** Threads used by OpenMP loops (and OpenBLAS when built with it). n <= 0 means "all cores".

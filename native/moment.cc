@@ -2,6 +2,7 @@
 // OpenBLAS path, both into a float64 upper triangle.
 #include "moment.h"
 
+#include <chrono>
 #include <vector>
 
 #include "syrk.h"
@@ -27,8 +28,8 @@ Status moment_accumulate(double* acc, const float* keys, int64_t rows, int64_t d
     return Status::Ok();
   }
 #ifdef ROME_HAVE_OPENBLAS
-  // float32 sums over at most kChunk rows (like the own kernel's 256), float64 across chunks.
-  constexpr int64_t kChunk = 2048;
+  // float32 sums over at most kChunk rows (as ssyrk itself), float64 across chunks.
+  constexpr int64_t kChunk = 4096;
   AlignedBuf<float> tmp = aligned_buf<float>(size_t(d) * size_t(d));  // (d, d) upper
   for (int64_t r0 = 0; r0 < rows; r0 += kChunk) {
     const int64_t kc = std::min<int64_t>(kChunk, rows - r0);
@@ -42,6 +43,18 @@ Status moment_accumulate(double* acc, const float* keys, int64_t rows, int64_t d
   return Status::Ok();
 #else
   return Status::Error("ERR_NATIVE_ARGUMENT", "the addon was built without OpenBLAS (ROME_USE_BLAS=OFF or not found)");
+#endif
+}
+
+double bench_raw_ssyrk(const float* keys, int64_t rows, int64_t d) {
+#ifdef ROME_HAVE_OPENBLAS
+  AlignedBuf<float> c = aligned_buf<float>(size_t(d) * size_t(d));  // (d, d)
+  const auto t0 = std::chrono::steady_clock::now();
+  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, int(d), int(rows), 1.0f, keys, int(d), 0.0f, c.get(), int(d));
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+#else
+  (void)keys, (void)rows, (void)d;
+  return -1;
 #endif
 }
 

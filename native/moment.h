@@ -9,7 +9,7 @@ namespace rome {
 enum class Backend { Auto, Own, Blas };
 
 /** acc (d, d) upper += Kᵀ K. Own kernel: cache-blocked, float32 products summed over 256-row
- *  slices then added into float64. BLAS: cblas_ssyrk over 2048-row chunks into a float32 buffer,
+ *  slices then added into float64. BLAS: cblas_ssyrk over 4096-row chunks into a float32 buffer,
  *  added into float64. Backend::Blas without OpenBLAS returns an error. */
 Status moment_accumulate(double* acc,        // (d, d) upper triangle
                          const float* keys,  // (rows, d)
@@ -22,5 +22,9 @@ void moment_merge(double* acc, const double* other, int64_t d);
 void moment_finalize(double* out, const double* acc, int64_t d, double count);
 
 bool have_blas();
+
+/** Benchmark baseline: one plain cblas_ssyrk of keys (rows, d) into a float32 (d, d); returns its
+ *  seconds, or -1 without OpenBLAS. */
+double bench_raw_ssyrk(const float* keys, int64_t rows, int64_t d);
 
 }  // namespace rome

@@ -63,9 +63,18 @@ export class GraphBuilder {
     return name;
   }
 
-  /** Exposes `value` as graph output `name` (an Identity node when the names differ). */
+  /**
+   * Exposes `value` as graph output `name`. A value computed by a node of this graph is renamed
+   * (no copy kernel); a graph input, initializer or existing output goes through an Identity.
+   */
   output(name: string, value: string, elem: ElemType, dims: Dim[]): void {
-    if (value !== name) this.nodes.push({ op: "Identity", inputs: [value], outputs: [name], attrs: {} });
+    const producer = this.nodes.find((n) => n.outputs.includes(value));
+    if (value !== name && producer && !this.outputs.some((o) => o.name === value)) {
+      producer.outputs = producer.outputs.map((o) => (o === value ? name : o));
+      for (const n of this.nodes) n.inputs = n.inputs.map((i) => (i === value ? name : i));
+    } else if (value !== name) {
+      this.nodes.push({ op: "Identity", inputs: [value], outputs: [name], attrs: {} });
+    }
     this.outputs.push({ name, elem, dims });
   }
 

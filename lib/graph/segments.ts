@@ -24,6 +24,8 @@ export const IO = {
   residPost: "resid_post",        // (B, T, D) block output
   mlpOut: "mlp_out",              // (B, T, D)
   mlpKey: "mlp_key",              // (B, T, F) input of the MLP output projection
+  editU: "edit_u",                // (F, R) left factors of the edits applied to this layer (R may be 0)
+  editV: "edit_v",                // (R, D) right factors
   select: "select",               // (N, 2) int64 (batch row, position) pairs for the head
   logits: "logits",               // (N, V)
 } as const;
@@ -36,7 +38,8 @@ export interface Segment {
   graph: GraphBuilder;
 }
 
-function context(name: string, cfg: ModelConfig, weights: Weights): EmitContext {
+/** A builder named `name` whose `w(weight)` adds the model's weight as an initializer once. */
+export function emitContext(name: string, cfg: ModelConfig, weights: Weights): EmitContext {
   const b = new GraphBuilder(name);
   const added = new Set<string>();
   return {
@@ -55,7 +58,7 @@ function context(name: string, cfg: ModelConfig, weights: Weights): EmitContext 
 }
 
 export function compileEmbed(arch: ArchDescription, cfg: ModelConfig, weights: Weights): Segment {
-  const ctx = context("embed", cfg, weights);
+  const ctx = emitContext("embed", cfg, weights);
   const { b } = ctx;
   const D = cfg.nEmbd;
   const ids = b.input(IO.ids, "int64", ["B", "T"]);
@@ -67,7 +70,7 @@ export function compileEmbed(arch: ArchDescription, cfg: ModelConfig, weights: W
 }
 
 export function compileAttention(arch: ArchDescription, cfg: ModelConfig, weights: Weights, layer: number): Segment {
-  const ctx = context(`attn${layer}`, cfg, weights);
+  const ctx = emitContext(`attn${layer}`, cfg, weights);
   const { b } = ctx;
   const D = cfg.nEmbd;
   const H = cfg.nHead;
@@ -93,19 +96,32 @@ export function compileAttention(arch: ArchDescription, cfg: ModelConfig, weight
 }
 
 export function compileMlp(arch: ArchDescription, cfg: ModelConfig, weights: Weights, layer: number): Segment {
-  const ctx = context(`mlp${layer}`, cfg, weights);
+  const ctx = emitContext(`mlp${layer}`, cfg, weights);
   const { b } = ctx;
   const D = cfg.nEmbd;
   const residMid = b.input(IO.residMid, "float32", ["B", "T", D]);
-  const out = arch.emitMlp(ctx, layer, residMid);
+  const out = emitEditedMlp(arch, ctx, layer, residMid, IO.editU, IO.editV);
   b.output(IO.residPost, b.op("Add", [residMid, out.mlpOut]), "float32", ["B", "T", D]);
   b.output(IO.mlpOut, out.mlpOut, "float32", ["B", "T", D]);
   b.output(IO.mlpKey, out.mlpKey, "float32", ["B", "T", cfg.nInner]);
   return { kind: "mlp", layer, graph: b };
 }
 
+/**
+ * The MLP half-block with the layer's edits: out += (key · U) · V with inputs U (F, R) and
+ * V (R, D) named `uName`, `vName`. Edits are low-rank factors beside the base weight, so applying,
+ * undoing or switching edit sets never touches (or copies) the weights nor recompiles a segment.
+ */
+export function emitEditedMlp(arch: ArchDescription, ctx: EmitContext, layer: number, residMid: string, uName: string, vName: string) {
+  const { b, cfg } = ctx;
+  const out = arch.emitMlp(ctx, layer, residMid);
+  const u = b.input(uName, "float32", [cfg.nInner, "R"]);
+  const v = b.input(vName, "float32", ["R", cfg.nEmbd]);
+  return { mlpKey: out.mlpKey, mlpOut: b.op("Add", [out.mlpOut, b.op("MatMul", [b.op("MatMul", [out.mlpKey, u]), v])]) };
+}
+
 export function compileHead(arch: ArchDescription, cfg: ModelConfig, weights: Weights): Segment {
-  const ctx = context("head", cfg, weights);
+  const ctx = emitContext("head", cfg, weights);
   const { b } = ctx;
   const resid = b.input(IO.resid, "float32", ["B", "T", cfg.nEmbd]);
   const select = b.input(IO.select, "int64", ["N", 2]);

@@ -15,6 +15,8 @@ export interface Checkpoint {
   arch: ArchDescription;
   config: ModelConfig;
   weights: Weights;
+  /** Canonical weight name → the name it has in the checkpoint (exports keep the input's layout). */
+  storedNames: Map<string, string>;
   /** Hash of the config and a sample of every weight: identifies the model for statistics caches. */
   fingerprint: string;
 }
@@ -30,6 +32,7 @@ export function loadCheckpoint(dir: string): Checkpoint {
   const files = openWeightFiles(dir);
   try {
     const weights: Weights = new Map();
+    const storedNames = new Map<string, string>();
     for (const [name, shape] of arch.weightShapes(config)) {
       const found = locate(files, arch.prefixes, name);
       if (!found) {
@@ -41,8 +44,9 @@ export function loadCheckpoint(dir: string): Checkpoint {
         throw new RomeError("ERR_SHAPE", `${file.path}: tensor '${stored}' has shape [${entry.shape}] but config.json implies [${shape}]`);
       }
       weights.set(name, { shape, data: file.readFloat32(stored) });
+      storedNames.set(name, stored);
     }
-    return { dir, arch, config, weights, fingerprint: fingerprint(config, weights) };
+    return { dir, arch, config, weights, storedNames, fingerprint: fingerprint(config, weights) };
   } finally {
     for (const f of files) f.close();
   }

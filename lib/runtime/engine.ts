@@ -18,6 +18,8 @@ export interface KVCache {
   value: Float32Array[];
 }
 
+const EMPTY = new Float32Array(0);
+
 /** Sites the engine can record, per layer (tok_embed and pos_embed once, at index 0). */
 export type Site = "tok_embed" | "pos_embed" | "resid_pre" | "resid_mid" | "resid_post" | "attn_out" | "mlp_out" | "mlp_key";
 export const SITES: readonly Site[] = ["tok_embed", "pos_embed", "resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "mlp_key"];
@@ -75,7 +77,16 @@ export interface FlopMeter {
   flops: number;
 }
 
+/** Low-rank edit factors of one layer's MLP output projection: ΔW = U V (in_out layout). */
+export interface EditFactors {
+  rank: number;
+  u: Float32Array; // (F, rank)
+  v: Float32Array; // (rank, D)
+}
+
 export class Engine {
+  private readonly editFactors = new Map<number, EditFactors>();
+
   private constructor(
     readonly config: ModelConfig,
     private readonly embedSeg: SegmentSession,
@@ -96,12 +107,22 @@ export class Engine {
     return new Engine(cfg, embed, attn, mlp, head);
   }
 
-  /** Replaces the MLP segment of `layer` (after its weights changed, e.g. by an edit). */
+  /** Replaces the MLP segment of `layer` (after its base weights changed, e.g. a merged edit). */
   async replaceMlp(arch: ArchDescription, weights: Weights, layer: number, opts: SessionOptions): Promise<void> {
     const next = await SegmentSession.create(compileMlp(arch, this.config, weights, layer), opts);
     const prev = this.mlpSegs[layer]!;
     this.mlpSegs[layer] = next;
     await prev.release();
+  }
+
+  /** Sets (or, with rank 0 / undefined, clears) the edit factors every later run of `layer` uses. */
+  setEditFactors(layer: number, factors: EditFactors | undefined): void {
+    if (!factors || factors.rank === 0) this.editFactors.delete(layer);
+    else this.editFactors.set(layer, factors);
+  }
+
+  editFactorsOf(layer: number): EditFactors | undefined {
+    return this.editFactors.get(layer);
   }
 
   /** Token and position embeddings: tok, pos (B, T, D). */
@@ -115,7 +136,7 @@ export class Engine {
   }
 
   /** Attention half-block of `layer`: resid (B, T, D), past (B, H, P, Dh), bias (B, 1, T, S). */
-  async attn(layer: number, batch: Batch, resid: Float32Array, bias: Float32Array, past?: { key: Float32Array; value: Float32Array }, meter?: FlopMeter) {
+  async attn(layer: number, batch: Batch, resid: Float32Array, bias: Float32Array, past?: { key: Float32Array; value: Float32Array }, meter?: FlopMeter, keepCache = false) {
     const { B, T } = batch;
     const cfg = this.config;
     const H = cfg.nHead;
@@ -130,15 +151,23 @@ export class Engine {
       [IO.attnBias]: { data: bias, dims: [B, 1, T, P + T] },
     };
     if (seg.inputNames.includes(IO.positions)) feeds[IO.positions] = { data: batch.positions, dims: [B, T] };
-    const out = await seg.run(feeds, [IO.residMid, IO.attnOut, IO.presentKey, IO.presentValue]);
+    // Present keys/values are copied out only when the caller keeps the cache.
+    const fetch = keepCache ? [IO.residMid, IO.attnOut, IO.presentKey, IO.presentValue] : [IO.residMid, IO.attnOut];
+    const out = await seg.run(feeds, fetch);
     if (meter) meter.flops += attnFlops(cfg, B * T, P + T);
-    return { residMid: out[IO.residMid]!, attnOut: out[IO.attnOut]!, key: out[IO.presentKey]!, value: out[IO.presentValue]! };
+    return { residMid: out[IO.residMid]!, attnOut: out[IO.attnOut]!, key: out[IO.presentKey], value: out[IO.presentValue] };
   }
 
   /** MLP half-block of `layer`: residMid (B, T, D). */
   async mlp(layer: number, B: number, T: number, residMid: Float32Array, needKey: boolean, meter?: FlopMeter): Promise<MlpState> {
     const fetch = needKey ? [IO.residPost, IO.mlpOut, IO.mlpKey] : [IO.residPost, IO.mlpOut];
-    const out = await this.mlpSegs[layer]!.run({ [IO.residMid]: { data: residMid, dims: [B, T, this.config.nEmbd] } }, fetch);
+    const f = this.editFactors.get(layer);
+    const R = f?.rank ?? 0;
+    const out = await this.mlpSegs[layer]!.run({
+      [IO.residMid]: { data: residMid, dims: [B, T, this.config.nEmbd] },
+      [IO.editU]: { data: f?.u ?? EMPTY, dims: [this.config.nInner, R] },
+      [IO.editV]: { data: f?.v ?? EMPTY, dims: [R, this.config.nEmbd] },
+    }, fetch);
     if (meter) meter.flops += mlpFlops(this.config, B * T);
     return { residMid, residPost: out[IO.residPost]!, mlpOut: out[IO.mlpOut]!, mlpKey: out[IO.mlpKey] };
   }
@@ -196,10 +225,10 @@ export class Engine {
     for (let l = start; l < stop; l++) {
       rec("resid_pre", l, resid);
       const past = opts.cache ? { key: opts.cache.key[l]!, value: opts.cache.value[l]! } : undefined;
-      const a = await this.attn(l, batch, resid, bias, past, opts.meter);
+      const a = await this.attn(l, batch, resid, bias, past, opts.meter, cache !== undefined);
       if (cache) {
-        cache.key[l] = a.key;
-        cache.value[l] = a.value;
+        cache.key[l] = a.key!;
+        cache.value[l] = a.value!;
       }
       opts.hooks?.attn?.(l, { resid, residMid: a.residMid, attnOut: a.attnOut });
       rec("resid_mid", l, a.residMid);

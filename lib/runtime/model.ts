@@ -8,6 +8,7 @@ import type { ModelConfig } from "../model/config.js";
 import { Tokenizer } from "../model/tokenizer.js";
 import { nextStep, padBatch } from "./batch.js";
 import { Engine, SITES, type RunResult, type Site } from "./engine.js";
+import { EditSet } from "./edits.js";
 import { logSoftmaxAt, pickToken, seededRandom, softmax, topK } from "./sampling.js";
 
 export interface LoadOptions {
@@ -48,9 +49,15 @@ export class Model {
   readonly engine: Engine;
   readonly threads: number;
   readonly batchSize: number;
+  /** Edits applied to this model (rank-one factors beside the unchanged base weights). */
+  readonly edits: EditSet;
+  /** The directory the model was loaded from (undefined for models built in memory). */
+  readonly sourceDir?: string;
+  /** Canonical weight name → name in the checkpoint. */
+  readonly storedNames: Map<string, string>;
   private readonly tok?: Tokenizer;
 
-  private constructor(init: { arch: ArchDescription; config: ModelConfig; weights: Weights; fingerprint: string; engine: Engine; tokenizer?: Tokenizer; threads: number; batchSize: number }) {
+  private constructor(init: { arch: ArchDescription; config: ModelConfig; weights: Weights; fingerprint: string; engine: Engine; tokenizer?: Tokenizer; threads: number; batchSize: number; sourceDir?: string; storedNames?: Map<string, string> }) {
     this.arch = init.arch;
     this.config = init.config;
     this.weights = init.weights;
@@ -59,6 +66,9 @@ export class Model {
     this.tok = init.tokenizer;
     this.threads = init.threads;
     this.batchSize = init.batchSize;
+    this.sourceDir = init.sourceDir;
+    this.storedNames = init.storedNames ?? new Map([...init.weights.keys()].map((k) => [k, init.arch.prefixes[0] + k]));
+    this.edits = new EditSet(init.engine, init.config);
   }
 
   /** Loads a Hugging Face model directory (config.json, safetensors, tokenizer files). */
@@ -69,17 +79,17 @@ export class Model {
     if (tokenizer.vocabSize > ckpt.config.vocabSize) {
       throw new RomeError("ERR_TOKENIZER", `${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${ckpt.config.vocabSize}`);
     }
-    return Model.fromWeights(ckpt.arch, ckpt.config, ckpt.weights, { ...options, tokenizer, fingerprint: ckpt.fingerprint });
+    return Model.fromWeights(ckpt.arch, ckpt.config, ckpt.weights, { ...options, tokenizer, fingerprint: ckpt.fingerprint, sourceDir: dir, storedNames: ckpt.storedNames });
   }
 
   /** Builds a model from weights in memory (tests, benchmarks, converted checkpoints). */
   static async fromWeights(arch: ArchDescription, config: ModelConfig, weights: Weights,
-    options: LoadOptions & { tokenizer?: Tokenizer; fingerprint?: string } = {}): Promise<Model> {
+    options: LoadOptions & { tokenizer?: Tokenizer; fingerprint?: string; sourceDir?: string; storedNames?: Map<string, string> } = {}): Promise<Model> {
     const threads = checkInt("threads", options.threads ?? 1, 1, 64);
     const batchSize = checkInt("batchSize", options.batchSize ?? 64, 1, 4096);
     const engine = await Engine.create(arch, config, weights, { threads });
     return new Model({
-      arch, config, weights, engine, threads, batchSize, tokenizer: options.tokenizer,
+      arch, config, weights, engine, threads, batchSize, tokenizer: options.tokenizer, sourceDir: options.sourceDir, storedNames: options.storedNames,
       fingerprint: options.fingerprint ?? fingerprint(config, weights),
     });
   }

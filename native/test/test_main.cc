@@ -14,7 +14,7 @@
 using namespace rome;
 
 void test_patch() {
-  for (auto [B, S, T, D] : std::vector<std::array<int64_t, 4>>{{1, 1, 1, 1}, {7, 3, 7, 33}, {33, 5, 13, 7}, {64, 10, 33, 768}}) {
+  for (auto [B, S, T, D] : std::vector<std::array<int64_t, 4>>{{1, 1, 1, 1}, {7, 3, 7, 33}, {33, 5, 13, 7}, {64, 10, 33, 768}, {256, 4, 64, 301}}) {  // the last > 16 MiB: streaming stores
     const std::string shape = rt::sz({B, T, D});
     auto src = rt::randn<float>(S * T * D);       // (S, T, D)
     auto clean = rt::randn<float>(2 * T * D);     // (R=2, T, D)

@@ -1,0 +1,162 @@
+// Second-moment statistics C = E[k kᵀ] of the MLP key at one layer over a text corpus — what
+// ROME's update solves against. Only the layers up to the edited one run; the addon accumulates
+// Kᵀ K in float64. Results are cached on disk as safetensors with their provenance (model and
+// corpus fingerprints, layer, token count) and reused only when every fingerprint matches.
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import { checkInt, checkOptionNames, RomeError } from "../errors.js";
+import { SafetensorsFile, writeSafetensors } from "../model/safetensors.js";
+import { SecondMoment } from "../native.js";
+import { padBatch } from "../runtime/batch.js";
+import type { Model } from "../runtime/model.js";
+
+export interface StatsOptions {
+  /** Layer whose MLP key is measured. */
+  layer: number;
+  /** Corpus file: .txt (one text per non-empty line), .jsonl ({"text"} per line) or .json (array of strings or {text}). */
+  corpus?: string;
+  /** Texts instead of a file. */
+  texts?: readonly string[];
+  /** Stop after this many tokens. Default: the whole corpus. */
+  maxTokens?: number;
+  /** Use only the first n texts. Default: all. */
+  maxSamples?: number;
+  /** Tokens per engine batch. Default 4096. */
+  batchTokens?: number;
+  /** Where statistics are cached; false disables the cache. Default: `.rome-cache/stats` in the working directory. */
+  cacheDir?: string | false;
+  onProgress?: (tokens: number, total: number) => void;
+}
+const OPTIONS = ["layer", "corpus", "texts", "maxTokens", "maxSamples", "batchTokens", "cacheDir", "onProgress"] as const;
+
+export interface Stats {
+  layer: number;
+  /** Tokens averaged. */
+  count: number;
+  /** (F, F) float64 E[k kᵀ], symmetric */
+  mom2: Float64Array;
+  dim: number;
+  modelFingerprint: string;
+  corpusFingerprint: string;
+  /** The cache file, when one was read or written. */
+  path?: string;
+  /** True when read from the cache. */
+  cached: boolean;
+}
+
+export async function computeStats(model: Model, options: StatsOptions): Promise<Stats> {
+  checkOptionNames("computeStats", options, OPTIONS);
+  const cfg = model.config;
+  const layer = checkInt("layer", options.layer, 0, cfg.nLayer - 1);
+  const texts = readCorpus(options);
+  const maxSamples = checkInt("maxSamples", options.maxSamples ?? texts.length, 1, Number.MAX_SAFE_INTEGER);
+  const maxTokens = checkInt("maxTokens", options.maxTokens ?? Number.MAX_SAFE_INTEGER, 1, Number.MAX_SAFE_INTEGER);
+  const batchTokens = checkInt("batchTokens", options.batchTokens ?? 4096, cfg.nPositions, 1 << 24);
+  const used = texts.slice(0, maxSamples);
+  const corpusFingerprint = createHash("sha256").update(JSON.stringify(used)).update(`|${maxTokens}|${cfg.nPositions}`).digest("hex").slice(0, 32);
+  const cacheDir = options.cacheDir === false ? undefined : options.cacheDir ?? join(".rome-cache", "stats");
+  const name = `stats-${model.fingerprint.slice(0, 12)}-layer${layer}-${corpusFingerprint.slice(0, 12)}.safetensors`;
+  const path = cacheDir ? join(cacheDir, name) : undefined;
+  if (path && existsSync(path)) {
+    const s = loadStats(path);
+    if (s.modelFingerprint === model.fingerprint && s.corpusFingerprint === corpusFingerprint && s.layer === layer) return s;
+  }
+
+  const F = cfg.nInner;
+  const acc = new SecondMoment(F);
+  const encs = await model.tokenizer.encodeBatch(used);
+  const seqs: number[][] = [];
+  let total = 0;
+  for (const e of encs) {
+    if (total >= maxTokens) break;
+    const ids = e.ids.slice(0, Math.min(cfg.nPositions, maxTokens - total));
+    if (ids.length === 0) continue;
+    seqs.push(ids);
+    total += ids.length;
+  }
+  let done = 0;
+  for (let i = 0; i < seqs.length;) {
+    // Pack texts of similar length until the padded batch reaches the token budget.
+    const batchSeqs: number[][] = [];
+    let maxLen = 0;
+    while (i < seqs.length && (batchSeqs.length + 1) * Math.max(maxLen, seqs[i]!.length) <= batchTokens) {
+      maxLen = Math.max(maxLen, seqs[i]!.length);
+      batchSeqs.push(seqs[i++]!);
+    }
+    const batch = padBatch(batchSeqs);
+    let key: Float32Array | undefined; // (B, T, F)
+    await model.engine.run(batch, { stopLayer: layer + 1, needKey: (l) => l === layer, hooks: { mlp: (l, s) => { if (l === layer) key = s.mlpKey; } } });
+    const rows = batchSeqs.reduce((a, s) => a + s.length, 0);
+    const keys = new Float32Array(rows * F); // (rows, F) real tokens only
+    let r = 0;
+    batchSeqs.forEach((s, b) => {
+      const start = (b * batch.T + batch.pad[b]!) * F;
+      keys.set(key!.subarray(start, start + s.length * F), r * F);
+      r += s.length;
+    });
+    await acc.add({ dims: [rows, F], type: "float32", data: keys });
+    done += rows;
+    options.onProgress?.(done, total);
+  }
+  if (acc.count === 0) throw new RomeError("ERR_STATS", "the corpus has no tokens; give a non-empty corpus");
+  const mom2 = acc.mean().data;
+  const stats: Stats = { layer, count: acc.count, mom2, dim: F, modelFingerprint: model.fingerprint, corpusFingerprint, path, cached: false };
+  if (path) {
+    mkdirSync(cacheDir!, { recursive: true });
+    writeSafetensors(path, { mom2: { dtype: "F64", shape: [F, F], data: mom2 } }, {
+      layer: String(layer), count: String(acc.count), model: model.fingerprint, corpus: corpusFingerprint,
+      corpus_source: options.corpus ? basename(options.corpus) : "texts", dtype: "float64",
+      definition: "mom2 = (1/count) * sum over tokens of k k^T (uncentered) of the MLP key (input of the MLP output projection)",
+    });
+  }
+  return stats;
+}
+
+/** Reads statistics written by computeStats, or a reference file with `mom2` (and `count` metadata). */
+export function loadStats(path: string): Stats {
+  const f = SafetensorsFile.open(path);
+  try {
+    const e = f.entries.get("mom2");
+    if (!e || e.shape.length !== 2 || e.shape[0] !== e.shape[1]) throw new RomeError("ERR_STATS", `${path} has no square 'mom2' tensor`);
+    const layer = Number(f.metadata.layer ?? NaN);
+    return {
+      layer, count: Number(f.metadata.count ?? NaN), mom2: f.readFloat64("mom2"), dim: e.shape[0]!,
+      modelFingerprint: f.metadata.model ?? "", corpusFingerprint: f.metadata.corpus ?? "", path, cached: true,
+    };
+  } finally {
+    f.close();
+  }
+}
+
+function readCorpus(options: StatsOptions): string[] {
+  if (options.texts) {
+    if (!Array.isArray(options.texts) || options.texts.some((t) => typeof t !== "string")) throw new RomeError("ERR_ARGUMENT", "texts must be an array of strings");
+    return options.texts.filter((t) => t.trim().length > 0);
+  }
+  if (!options.corpus) throw new RomeError("ERR_ARGUMENT", "computeStats needs a corpus file or texts");
+  let raw: string;
+  try {
+    raw = readFileSync(options.corpus, "utf8");
+  } catch (e) {
+    throw new RomeError("ERR_STATS", `cannot read corpus ${options.corpus}: ${(e as Error).message}`);
+  }
+  const lines = raw.split(/\r?\n/).filter((l) => l.trim().length > 0);
+  if (options.corpus.endsWith(".jsonl")) {
+    return lines.map((l, i) => {
+      try {
+        const t = JSON.parse(l).text;
+        if (typeof t !== "string") throw new Error("no string field 'text'");
+        return t;
+      } catch (e) {
+        throw new RomeError("ERR_STATS", `${options.corpus} line ${i + 1}: ${(e as Error).message}`);
+      }
+    });
+  }
+  if (options.corpus.endsWith(".json")) {
+    const arr = JSON.parse(raw);
+    if (!Array.isArray(arr)) throw new RomeError("ERR_STATS", `${options.corpus} is not a JSON array`);
+    return arr.map((x) => (typeof x === "string" ? x : x?.text)).filter((t): t is string => typeof t === "string" && t.trim().length > 0);
+  }
+  return lines;
+}

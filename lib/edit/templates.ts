@@ -1,0 +1,44 @@
+// Context templates for ROME's key and value: "{}" plus short prefixes sampled from the model
+// itself ("<generated text>. {}"), as the reference does, seeded so an edit is reproducible — or
+// given by the caller so two implementations can use the same ones.
+import { RomeError } from "../errors.js";
+import type { Model } from "../runtime/model.js";
+
+export interface TemplateOptions {
+  /** [tokens, count] pairs: `count` samples of `tokens` tokens each. Default [[5, 10], [10, 10]]. */
+  lengths?: readonly (readonly [number, number])[];
+  /** Top-k of the sampling. Default 5. */
+  topK?: number;
+  /** Seed of the first sample (sample i uses seed + i). Default 0. */
+  seed?: number;
+}
+
+/** ["{}", "<sample>. {}", ...]; samples start after <|endoftext|>, NFKD-normalised, braces removed. */
+export async function contextTemplates(model: Model, options: TemplateOptions = {}): Promise<string[]> {
+  const lengths = options.lengths ?? [[5, 10], [10, 10]];
+  const topK = options.topK ?? 5;
+  const seed = options.seed ?? 0;
+  const eos = model.config.eosTokenId;
+  const out = ["{}"];
+  let i = 0;
+  for (const [tokens, count] of lengths) {
+    // The reference's max_out_len counts the prompt token: `tokens` − 1 are generated.
+    for (let c = 0; c < count; c++, i++) {
+      const ids = await model.generateIds([eos], { maxTokens: Math.max(1, tokens - 1), topK, seed: seed + i });
+      const text = model.tokenizer.decode(ids).normalize("NFKD").replaceAll("\n\n", " ").replaceAll("<|endoftext|>", "");
+      out.push(text.replaceAll("{", "").replaceAll("}", "") + ". {}");
+    }
+  }
+  return out;
+}
+
+/** Checks caller-given templates: strings with exactly one "{}". */
+export function checkTemplates(templates: readonly string[]): string[] {
+  if (!Array.isArray(templates) || templates.length === 0) throw new RomeError("ERR_ARGUMENT", "contextTemplates must be a non-empty array of strings containing \"{}\"");
+  templates.forEach((t, i) => {
+    if (typeof t !== "string" || t.split("{}").length !== 2) {
+      throw new RomeError("ERR_ARGUMENT", `context template ${i} (${JSON.stringify(t)}) must contain "{}" exactly once`);
+    }
+  });
+  return [...templates];
+}

@@ -1,0 +1,96 @@
+// The forward graph of ROME's value loss, from the residual stream after the edited layer to the
+// loss: δ added at each prompt's subject-last token, the layers above (with their edits), the head
+// at the target and KL positions, NLL of the new object plus the KL term. The gradient graph is
+// derived from it by lib/graph/autodiff.ts — nothing here is differentiated by hand — and one
+// onnxruntime session run gives the loss and d loss / d δ.
+import ort from "onnxruntime-node";
+import { buildGradient } from "../graph/autodiff.js";
+import { attr } from "../graph/builder.js";
+import { emitContext, emitEditedMlp } from "../graph/segments.js";
+import { RomeError } from "../errors.js";
+import type { Model } from "../runtime/model.js";
+
+/** Value names of the loss graph (B prompts, T positions, Nn target tokens, V vocabulary). */
+export const VG = {
+  resid: "resid",             // (B, T, D) residual stream after the edited layer, without δ
+  mask: "delta_mask",         // (B, T, 1) 1 at each prompt's subject-last token
+  delta: "delta",             // (D)
+  bias: "attn_bias",          // (B, 1, T, T)
+  selectNll: "select_nll",    // (Nn, 2) (row, position) whose logits predict a target token
+  targets: "target_ids",      // (Nn, 1) int64
+  weights: "nll_weights",     // (Nn) 1 / (target length · prompts)
+  selectKl: "select_kl",      // (1, 2) the KL prompt's subject-last token
+  klInit: "kl_init",          // (1, V) log-probabilities there before the optimisation
+  klFactor: "kl_factor",      // () scalar
+  loss: "loss",               // () NLL + KL
+  nll: "nll",
+  kl: "kl",
+  targetLogprobs: "target_logprobs", // (Nn, 1)
+  klLogprobs: "kl_logprobs",  // (1, V)
+} as const;
+
+export interface ValueSession {
+  layer: number;
+  session: ort.InferenceSession;
+}
+
+const cache = new WeakMap<Model, Map<number, Promise<ValueSession>>>();
+
+/** The gradient session for edits at `layer` (built once per model and layer). */
+export function valueSession(model: Model, layer: number): Promise<ValueSession> {
+  let byLayer = cache.get(model);
+  if (!byLayer) cache.set(model, (byLayer = new Map()));
+  let s = byLayer.get(layer);
+  if (!s) {
+    s = build(model, layer);
+    byLayer.set(layer, s);
+  }
+  return s;
+}
+
+async function build(model: Model, layer: number): Promise<ValueSession> {
+  const cfg = model.config;
+  const { b, ...rest } = emitContext(`value${layer}`, cfg, model.weights);
+  const ctx = { b, ...rest };
+  const D = cfg.nEmbd;
+  const H = cfg.nHead;
+  const Dh = D / H;
+  const resid = b.input(VG.resid, "float32", ["B", "T", D]);
+  const mask = b.input(VG.mask, "float32", ["B", "T", 1]);
+  const delta = b.input(VG.delta, "float32", [D]);
+  const bias = b.input(VG.bias, "float32", ["B", 1, "T", "T"]);
+  let h = b.op("Add", [resid, b.op("Mul", [mask, delta])]);
+  for (let l = layer + 1; l < cfg.nLayer; l++) {
+    const pastKey = b.input(`past_key_${l}`, "float32", ["B", H, 0, Dh]);
+    const pastValue = b.input(`past_value_${l}`, "float32", ["B", H, 0, Dh]);
+    const a = model.arch.emitAttention(ctx, l, {
+      resid: h, pastKey, pastValue, bias,
+      get positions(): string { throw new RomeError("ERR_UNSUPPORTED_ARCH", "rotary position inputs are not wired into the value graph yet"); },
+    });
+    const mid = b.op("Add", [h, a.attnOut]);
+    h = b.op("Add", [mid, emitEditedMlp(model.arch, ctx, l, mid, `edit_u_${l}`, `edit_v_${l}`).mlpOut]);
+  }
+  const logp = (select: string) => b.op("LogSoftmax", [model.arch.emitHead(ctx, b.op("GatherND", [h, select]))], { axis: attr.int(-1) });
+  const lpNll = logp(b.input(VG.selectNll, "int64", ["Nn", 2]));               // (Nn, V)
+  const lpKl = logp(b.input(VG.selectKl, "int64", [1, 2]));                     // (1, V)
+  const tl = b.op("GatherElements", [lpNll, b.input(VG.targets, "int64", ["Nn", 1])], { axis: attr.int(1) }); // (Nn, 1)
+  const w = b.op("Reshape", [b.input(VG.weights, "float32", ["Nn"]), b.constInt64([-1, 1])]);
+  const nll = b.op("Neg", [b.op("ReduceSum", [b.op("Mul", [tl, w])], { keepdims: attr.int(0) })]);
+  const klInit = b.input(VG.klInit, "float32", [1, cfg.vocabSize]);
+  const klFactor = b.input(VG.klFactor, "float32", []);
+  // KL(P_cur ‖ P_init) = Σ p_cur (log p_cur − log p_init)
+  const kl = b.op("Mul", [klFactor, b.op("ReduceSum", [b.op("Mul", [b.op("Exp", [lpKl]), b.op("Sub", [lpKl, klInit])])], { keepdims: attr.int(0) })]);
+  const loss = b.op("Add", [nll, kl]);
+  b.output(VG.loss, loss, "float32", []);
+  b.output(VG.nll, nll, "float32", []);
+  b.output(VG.kl, kl, "float32", []);
+  b.output(VG.targetLogprobs, tl, "float32", ["Nn", 1]);
+  b.output(VG.klLogprobs, lpKl, "float32", [1, cfg.vocabSize]);
+  const grad = buildGradient(b, { loss: VG.loss, wrt: [VG.delta], keep: [VG.nll, VG.kl, VG.targetLogprobs, VG.klLogprobs] });
+  try {
+    const session = await ort.InferenceSession.create(grad.toBytes(), { intraOpNumThreads: model.threads, interOpNumThreads: 1, graphOptimizationLevel: "all", logSeverityLevel: 3 });
+    return { layer, session };
+  } catch (e) {
+    throw new RomeError("ERR_ONNX", `onnxruntime rejected the value-gradient graph of layer ${layer}: ${(e as Error).message}`, { cause: e });
+  }
+}

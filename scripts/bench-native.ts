@@ -1,0 +1,91 @@
+// `npm run bench -- native [--threads N] [--quick]`: the addon's kernels against baselines measured
+// in the same run: patch/gather bandwidth vs a plain memcpy of the same bytes (TypedArray.set),
+// second-moment accumulation 3072 x 8192 own kernel vs OpenBLAS ssyrk (the 'blas' backend), and
+// Cholesky 3072 / 6400 own vs LAPACK dpotrf. Prints tables, writes bench/results/native.json.
+import * as native from "../lib/native.js";
+import type { Backend, Float32Tensor, Float64Tensor } from "../lib/native.js";
+import { printTable, time, writeResults } from "./bench-util.js";
+
+const arg = (name: string) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : undefined; };
+const quick = process.argv.includes("--quick");
+const caps = native.loadNative().capabilities;
+if (arg("threads")) native.setNativeThreads(Number(arg("threads")));
+const threads = native.nativeCapabilities().threads;
+console.log(`rome-node native bench: threads ${threads}, blas ${caps.blas}, lapack ${caps.lapack}, cuda ${JSON.stringify(caps.cuda)}`);
+
+const fill = (a: Float32Array | Float64Array) => { let s = 1; for (let i = 0; i < a.length; i++) { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; a[i] = s / 2 ** 32 - 0.5; } return a; };
+const results: Record<string, unknown> = { threads, blas: caps.blas, lapack: caps.lapack };
+
+// --- patch / gather bandwidth -------------------------------------------------------------------
+const patchRows: Record<string, string | number>[] = [];
+for (const [B, S, T, D] of [[64, 10, 32, 768], [256, 10, 64, 768]] as const) {
+  const src: Float32Tensor = { dims: [S, T, D], type: "float32", data: fill(new Float32Array(S * T * D)) as Float32Array };
+  const clean: Float32Tensor = { dims: [1, T, D], type: "float32", data: fill(new Float32Array(T * D)) as Float32Array };
+  const dst: Float32Tensor = { dims: [B, T, D], type: "float32", data: new Float32Array(B * T * D) };
+  const flat = fill(new Float32Array(B * T * D)) as Float32Array;  // memcpy baseline source, same bytes
+  const index = Int32Array.from({ length: B }, (_, b) => b % S);
+  const plan = Int32Array.from({ length: 3 * B }, (_, i) => (i % 3 === 0 ? i / 3 : i % 3 === 1 ? (i * 7) % T : 0));
+  const bytes = B * T * D * 4;
+  const memcpy = await time(() => dst.data.set(flat), 0.3);
+  const build = await time(() => native.buildBatch(dst, src, index, { src: clean, plan }), 0.3);
+  const gather = await time(() => native.gatherRows(dst, src, index), 0.3);
+  const gbs = (s: number) => bytes / s / 1e9;
+  patchRows.push(
+    { kernel: "memcpy (TypedArray.set)", shape: `${B}x${T}x${D}`, MB: bytes / 1e6, "GB/s": gbs(memcpy.seconds), ratio: 1 },
+    { kernel: "buildBatch (gather+patch)", shape: `${B}x${T}x${D}`, MB: bytes / 1e6, "GB/s": gbs(build.seconds), ratio: memcpy.seconds / build.seconds },
+    { kernel: "gatherRows", shape: `${B}x${T}x${D}`, MB: bytes / 1e6, "GB/s": gbs(gather.seconds), ratio: memcpy.seconds / gather.seconds },
+  );
+}
+printTable("patch/gather bandwidth (bytes written; goal ratio >= 0.7 of memcpy)", patchRows);
+results.patch = patchRows;
+
+// --- second moment --------------------------------------------------------------------------------
+const [rows, d] = quick ? [2048, 1024] : [8192, 3072];
+const keys: Float32Tensor = { dims: [rows, d], type: "float32", data: fill(new Float32Array(rows * d)) as Float32Array };
+const acc: Float64Tensor = { dims: [d, d], type: "float64", data: new Float64Array(d * d) };
+const flops = rows * d * (d + 1);  // the upper triangle, one multiply-add = 2 flops
+const momentRows: Record<string, string | number>[] = [];
+const backends: Backend[] = caps.blas !== "none" ? ["blas", "own"] : ["own"];
+const momentSecs: Record<string, number> = {};
+for (const backend of backends) {
+  const r = await time(() => native.momentAccumulate(acc, keys, { backend }), 0, 2);
+  momentSecs[backend] = r.seconds;
+}
+if (caps.blas !== "none") {
+  await native.nativeAddonForTests()._benchRawSsyrk(keys);  // warm-up
+  const raw = await native.nativeAddonForTests()._benchRawSsyrk(keys);
+  momentSecs.ssyrk = raw;
+  momentRows.push({ kernel: "plain cblas_ssyrk -> f32 (baseline)", shape: `${rows}x${d}`, seconds: raw, "GFLOP/s": flops / raw / 1e9, "vs ssyrk": 1 });
+}
+for (const backend of backends)
+  momentRows.push({ kernel: backend === "blas" ? "ssyrk chunks -> f64 (OpenBLAS)" : "own cache-blocked -> f64", shape: `${rows}x${d}`,
+    seconds: momentSecs[backend]!, "GFLOP/s": flops / momentSecs[backend]! / 1e9, "vs ssyrk": momentSecs.ssyrk ? momentSecs.ssyrk / momentSecs[backend]! : "n/a" });
+printTable("second moment acc += KᵀK (goal: BLAS path >= 0.95x, own >= 0.5x of plain ssyrk)", momentRows);
+results.moment = momentRows;
+
+// --- Cholesky -------------------------------------------------------------------------------------
+const cholRows: Record<string, string | number>[] = [];
+for (const n of quick ? [1024] : [3072, 6400]) {
+  const base = new Float64Array(n * n);
+  fill(base);
+  for (let i = 0; i < n; i++) { for (let j = 0; j < i; j++) base[i * n + j] = base[j * n + i]!; base[i * n + i] = n; }
+  const secs: Record<string, number> = {};
+  for (const backend of (caps.lapack ? ["blas", "own"] : ["own"]) as Backend[]) {
+    const a: Float64Tensor = { dims: [n, n], type: "float64", data: new Float64Array(n * n) };
+    let best = Infinity;
+    for (let rep = 0; rep < (n > 4000 ? 1 : 2); rep++) {
+      a.data.set(base);
+      const t0 = performance.now();
+      await native.choleskyFactor(a, { backend });
+      best = Math.min(best, (performance.now() - t0) / 1000);
+    }
+    secs[backend] = best;
+  }
+  for (const [backend, s] of Object.entries(secs))
+    cholRows.push({ kernel: backend === "blas" ? "LAPACKE dpotrf" : "own blocked", n, seconds: s, "GFLOP/s": n ** 3 / 3 / s / 1e9,
+      "vs dpotrf": secs.blas ? secs.blas / s : "n/a" });
+}
+printTable("Cholesky factor (goal own >= 0.3x of dpotrf; the LAPACK path is dpotrf itself)", cholRows);
+results.cholesky = cholRows;
+
+writeResults("native", results);

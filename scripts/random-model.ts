@@ -1,0 +1,128 @@
+// Random-weight GPT-2 models built in memory, for benchmarks (forward, trace, edit) that need a
+// model of a given shape but not a checkpoint. Shapes come from the architecture description
+// (gpt2.weightShapes), so the weights always match what the segment compiler asks for. Values
+// follow Hugging Face's GPT-2 initialisation: linear and embedding weights N(0, std²), the
+// residual output projections (attn.c_proj, mlp.c_proj) N(0, (std / √(2·nLayer))²), biases 0,
+// layer-norm gamma 1 and beta 0. The generator is seeded and fast (xorshift128+ with a
+// Box–Muller transform), so a GPT-2-small-sized model (124M values) fills in about a second.
+import { gpt2 } from "../lib/model/arch/gpt2.js";
+import type { ArchDescription, Weights } from "../lib/model/arch/types.js";
+import type { ModelConfig } from "../lib/model/config.js";
+
+/** GPT-2 small: 12 layers, d 768, 12 heads, 3072 MLP, 50257 tokens, 1024 positions. */
+export const GPT2_SMALL: ModelConfig = {
+  arch: "gpt2",
+  nLayer: 12,
+  nEmbd: 768,
+  nHead: 12,
+  nInner: 3072,
+  vocabSize: 50257,
+  nPositions: 1024,
+  layerNormEps: 1e-5,
+  activation: "gelu_new",
+  tieWordEmbeddings: true,
+  eosTokenId: 50256,
+  bosTokenId: 50256,
+};
+
+export interface RandomModelOptions {
+  /** Standard deviation of weights and embeddings (HF `initializer_range`). Default 0.02. */
+  std?: number;
+  /** Standard deviation of biases and layer-norm betas (and of gamma around 1). Default 0, as at
+   * GPT-2 initialisation; tests that must notice a missing bias can make them non-zero. */
+  biasStd?: number;
+}
+
+export interface RandomModel {
+  arch: ArchDescription;
+  config: ModelConfig;
+  weights: Weights;
+}
+
+/** A seeded source of uniform and Gaussian float32 values (xorshift128+, Box–Muller). */
+export class FastRandom {
+  private s0: number;
+  private s1: number;
+  private s2: number;
+  private s3: number;
+
+  constructor(seed: number) {
+    // splitmix32 expands the seed into a non-zero 128-bit state
+    let x = seed >>> 0;
+    const next = () => {
+      x = (x + 0x9e3779b9) >>> 0;
+      let z = x;
+      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+      return (z ^ (z >>> 16)) >>> 0;
+    };
+    this.s0 = next();
+    this.s1 = next();
+    this.s2 = next();
+    this.s3 = next() | 1;
+  }
+
+  /** xoshiro128+-style 32-bit output. */
+  nextU32(): number {
+    const result = (this.s0 + this.s3) >>> 0;
+    const t = this.s1 << 9;
+    this.s2 ^= this.s0;
+    this.s3 ^= this.s1;
+    this.s1 ^= this.s2;
+    this.s0 ^= this.s3;
+    this.s2 ^= t;
+    this.s3 = (this.s3 << 11) | (this.s3 >>> 21);
+    return result;
+  }
+
+  /** Uniform in (0, 1]. */
+  uniform(): number {
+    return (this.nextU32() + 1) / 4294967296;
+  }
+
+  /** Fills `out` with N(mean, std²) values. */
+  fillNormal(out: Float32Array, std: number, mean = 0): Float32Array {
+    const n = out.length;
+    let i = 0;
+    for (; i + 1 < n; i += 2) {
+      const r = std * Math.sqrt(-2 * Math.log(this.uniform()));
+      const a = 2 * Math.PI * this.uniform();
+      out[i] = mean + r * Math.cos(a);
+      out[i + 1] = mean + r * Math.sin(a);
+    }
+    if (i < n) out[i] = mean + std * Math.sqrt(-2 * Math.log(this.uniform())) * Math.cos(2 * Math.PI * this.uniform());
+    return out;
+  }
+}
+
+/**
+ * A GPT-2 with random weights: GPT-2 small unless `cfg` overrides fields (e.g. { nLayer: 2,
+ * nEmbd: 64, nHead: 4, nInner: 256, vocabSize: 1000, nPositions: 128 } for a tiny one; nInner
+ * defaults to 4·nEmbd when nEmbd is given without it). Build the runnable model with
+ * `Model.fromWeights(arch, config, weights, { threads })`.
+ */
+export function randomGpt2(cfg: Partial<ModelConfig> = {}, seed = 0, opts: RandomModelOptions = {}): RandomModel {
+  const config: ModelConfig = { ...GPT2_SMALL, ...cfg, arch: "gpt2" };
+  if (cfg.nEmbd !== undefined && cfg.nInner === undefined) config.nInner = 4 * config.nEmbd;
+  if (config.nEmbd % config.nHead !== 0) throw new Error(`nEmbd ${config.nEmbd} is not divisible by nHead ${config.nHead}`);
+  const std = opts.std ?? 0.02;
+  const biasStd = opts.biasStd ?? 0;
+  const projStd = std / Math.sqrt(2 * config.nLayer);
+  const rng = new FastRandom(seed);
+  const weights: Weights = new Map();
+  for (const [name, shape] of gpt2.weightShapes(config)) {
+    const data = new Float32Array(shape.reduce((a, d) => a * d, 1));
+    if (/\.ln_\d\.weight$|^ln_f\.weight$/.test(name)) {
+      if (biasStd > 0) rng.fillNormal(data, biasStd, 1);
+      else data.fill(1);
+    } else if (name.endsWith(".bias")) {
+      if (biasStd > 0) rng.fillNormal(data, biasStd);
+    } else if (/\.c_proj\.weight$/.test(name)) {
+      rng.fillNormal(data, projStd);
+    } else {
+      rng.fillNormal(data, std);
+    }
+    weights.set(name, { shape, data });
+  }
+  return { arch: gpt2, config, weights };
+}
