@@ -9,3 +9,8 @@ export { averageEffects, type AveragedEffects } from "./trace/average.js";
 export { heatmapSvg, averagedSvg, svgToPng } from "./trace/heatmap.js";
 export { readKnownFacts, type KnownFact } from "./trace/known.js";
 export type { TraceKind } from "./trace/grid.js";
+export { computeStats, loadStats, type Stats, type StatsOptions } from "./edit/stats.js";
+export { rome, type RomeRequest, type RomeOptions, type RomeEdit } from "./edit/rome.js";
+export { contextTemplates } from "./edit/templates.js";
+export type { Edit, EditSummary, EditSet } from "./runtime/edits.js";
+export { nativeCapabilities, setNativeThreads } from "./native.js";
