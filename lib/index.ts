@@ -14,3 +14,4 @@ export { rome, type RomeRequest, type RomeOptions, type RomeEdit } from "./edit/
 export { contextTemplates } from "./edit/templates.js";
 export type { Edit, EditSummary, EditSet } from "./runtime/edits.js";
 export { nativeCapabilities, setNativeThreads } from "./native.js";
+export { exportEdits, loadEdits, exportCheckpoint } from "./edit/export.js";

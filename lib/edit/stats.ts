@@ -50,6 +50,7 @@ export async function computeStats(model: Model, options: StatsOptions): Promise
   const cfg = model.config;
   const layer = checkInt("layer", options.layer, 0, cfg.nLayer - 1);
   const texts = readCorpus(options);
+  if (texts.length === 0) throw new RomeError("ERR_STATS", "the corpus has no text; give a non-empty corpus file or texts");
   const maxSamples = checkInt("maxSamples", options.maxSamples ?? texts.length, 1, Number.MAX_SAFE_INTEGER);
   const maxTokens = checkInt("maxTokens", options.maxTokens ?? Number.MAX_SAFE_INTEGER, 1, Number.MAX_SAFE_INTEGER);
   const batchTokens = checkInt("batchTokens", options.batchTokens ?? 4096, cfg.nPositions, 1 << 24);
