@@ -15,3 +15,4 @@ export { contextTemplates } from "./edit/templates.js";
 export type { Edit, EditSummary, EditSet } from "./runtime/edits.js";
 export { nativeCapabilities, setNativeThreads } from "./native.js";
 export { exportEdits, loadEdits, exportCheckpoint } from "./edit/export.js";
+export { patchActivations, type ActivationPatch, type PatchOptions, type PatchResult } from "./trace/patching.js";

@@ -1,0 +1,155 @@
+// General activation patching: run a prompt (clean, or with the subject corrupted as in causal
+// tracing) while overwriting chosen states — residual stream, attention output, MLP output or MLP
+// key — at chosen layers and positions with values from the clean run, the corrupted run, zeros,
+// the clean run's mean over positions, or a given vector. Causal tracing's restorations are the
+// special case "clean residual/attn/MLP state at one position" of this.
+import { checkInt, checkOptionNames, RomeError } from "../errors.js";
+import { padBatch } from "../runtime/batch.js";
+import type { MlpState, RunResult, Site } from "../runtime/engine.js";
+import type { Model } from "../runtime/model.js";
+import { corrupt, type NoiseSpec } from "./noise.js";
+import { subjectChars, tokenRange } from "./subject.js";
+import { probOf } from "./sweep.js";
+
+export type PatchSite = "resid" | "attn_out" | "mlp_out" | "mlp_key";
+export type PatchSource = "clean" | "corrupted" | "zero" | "mean" | Float32Array;
+
+export interface ActivationPatch {
+  site: PatchSite;
+  layers: readonly number[];
+  positions: readonly number[];
+  /** clean / corrupted run's value there, zeros, the clean run's mean over positions, or a vector (D, or F for mlp_key). */
+  source: PatchSource;
+}
+
+export interface PatchOptions {
+  prompt: string;
+  patches: readonly ActivationPatch[];
+  /** Corrupt the subject as causal tracing does; without it the patched run starts from the clean run. */
+  corrupt?: { subject: string; noise: number | NoiseSpec; samples?: number; seed?: number };
+  /** Token whose probability is reported; default: the clean run's top token. */
+  answer?: number;
+}
+
+export interface PatchResult {
+  answer: number;
+  /** p(answer) of the clean run, of the unpatched (corrupted or clean) run, and of the patched run (mean over rows). */
+  clean: number;
+  unpatched: number;
+  patched: number;
+  /** (rows, V) last-position logits of the patched run */
+  logits: Float32Array;
+}
+
+const RECORD: Site[] = ["resid_post", "attn_out", "mlp_out", "mlp_key"];
+const SITE_RECORD: Record<PatchSite, Site> = { resid: "resid_post", attn_out: "attn_out", mlp_out: "mlp_out", mlp_key: "mlp_key" };
+
+export async function patchActivations(model: Model, options: PatchOptions): Promise<PatchResult> {
+  checkOptionNames("patchActivations", options, ["prompt", "patches", "corrupt", "answer"]);
+  const cfg = model.config;
+  const [ids] = await model.encodePrompts([options.prompt]);
+  const T = ids!.length;
+  for (const [i, p] of options.patches.entries()) {
+    if (!(p.site in SITE_RECORD)) throw new RomeError("ERR_UNKNOWN_KIND", `patch ${i}: unknown site ${JSON.stringify(p.site)}; sites: ${Object.keys(SITE_RECORD).join(", ")}`);
+    for (const l of p.layers) checkInt(`patch ${i} layer`, l, 0, cfg.nLayer - 1);
+    for (const t of p.positions) checkInt(`patch ${i} position`, t, 0, T - 1);
+    const width = p.site === "mlp_key" ? cfg.nInner : cfg.nEmbd;
+    if (p.source instanceof Float32Array && p.source.length !== width) throw new RomeError("ERR_ARGUMENT", `patch ${i}: a given vector for ${p.site} needs ${width} values`);
+    if (p.source === "corrupted" && !options.corrupt) throw new RomeError("ERR_ARGUMENT", `patch ${i}: source "corrupted" needs the corrupt option`);
+  }
+  const clean = await model.engine.run(padBatch([ids!]), { record: RECORD, head: [[0, T - 1]] });
+  const answer = options.answer ?? argmax(clean.logits!);
+  const rows = options.corrupt ? checkInt("corrupt.samples", options.corrupt.samples ?? 10, 1, 1024) : 1;
+  const batch = padBatch(Array.from({ length: rows }, () => ids!));
+  const head = Array.from({ length: rows }, (_, r) => [r, T - 1] as const);
+  let noiseHook: ((tok: Float32Array) => void) | undefined;
+  if (options.corrupt) {
+    const c = options.corrupt;
+    const range = tokenRange(await model.tokenizer.encode(options.prompt), subjectChars(options.prompt, c.subject));
+    const spec: NoiseSpec = typeof c.noise === "number" ? { type: "gauss", level: c.noise } : c.noise;
+    noiseHook = (tok) => corrupt(tok, rows, T, cfg.nEmbd, range, spec, c.seed ?? 1);
+  }
+  const base = options.corrupt ? await model.engine.run(batch, { record: RECORD, head, hooks: { tokEmbed: noiseHook } }) : clean;
+  const value = (p: ActivationPatch, layer: number, row: number, t: number, width: number): Float32Array => {
+    if (p.source instanceof Float32Array) return p.source;
+    if (p.source === "zero") return new Float32Array(width);
+    const site = SITE_RECORD[p.site];
+    if (p.source === "mean") return meanOverPositions(clean.records[site]![layer]!, T, width);
+    const run: RunResult = p.source === "clean" ? clean : base;
+    const r = p.source === "clean" ? 0 : row;
+    return run.records[site]![layer]!.subarray((r * T + t) * width, (r * T + t + 1) * width);
+  };
+  const D = cfg.nEmbd;
+  const patched = await model.engine.run(batch, {
+    head,
+    needKey: (l) => options.patches.some((p) => p.site === "mlp_key" && p.layers.includes(l)),
+    hooks: {
+      tokEmbed: noiseHook,
+      attn: (l, s) => forEach(options.patches, "attn_out", l, rows, (p, r, t) => {
+        const v = value(p, l, r, t, D);
+        const at = (r * T + t) * D;
+        for (let i = 0; i < D; i++) s.residMid[at + i] = s.resid[at + i]! + v[i]!;
+      }),
+      mlp: (l, s) => {
+        forEach(options.patches, "mlp_key", l, rows, (p, r, t) => patchKey(model, l, s, (r * T + t), value(p, l, r, t, cfg.nInner)));
+        forEach(options.patches, "mlp_out", l, rows, (p, r, t) => {
+          const v = value(p, l, r, t, D);
+          const at = (r * T + t) * D;
+          for (let i = 0; i < D; i++) s.residPost[at + i] = s.residMid[at + i]! + v[i]!;
+        });
+        forEach(options.patches, "resid", l, rows, (p, r, t) => s.residPost.set(value(p, l, r, t, D), (r * T + t) * D));
+      },
+    },
+  });
+  const V = cfg.vocabSize;
+  const meanProb = (logits: Float32Array) => {
+    let s = 0;
+    for (let r = 0; r < rows; r++) s += probOf(logits.subarray(r * V, (r + 1) * V), answer);
+    return s / rows;
+  };
+  return { answer, clean: probOf(clean.logits!, answer), unpatched: meanProb(base.logits!), patched: meanProb(patched.logits!), logits: patched.logits! };
+}
+
+function forEach(patches: readonly ActivationPatch[], site: PatchSite, layer: number, rows: number, fn: (p: ActivationPatch, row: number, t: number) => void): void {
+  for (const p of patches) {
+    if (p.site !== site || !p.layers.includes(layer)) continue;
+    for (let r = 0; r < rows; r++) for (const t of p.positions) fn(p, r, t);
+  }
+}
+
+/** Replaces the MLP key at one (row, position): resid_post += (k' − k) · W (+ edit factors). */
+function patchKey(model: Model, layer: number, s: MlpState, at: number, key: Float32Array): void {
+  const { nInner: F, nEmbd: D } = model.config;
+  const w = model.weights.get(model.arch.editTarget(layer).weight)!.data; // (F, D) in_out
+  const f = model.engine.editFactorsOf(layer);
+  const dk = new Float64Array(F);
+  for (let i = 0; i < F; i++) dk[i] = key[i]! - s.mlpKey![at * F + i]!;
+  const dout = new Float64Array(D);
+  for (let i = 0; i < F; i++) {
+    if (dk[i] === 0) continue;
+    for (let j = 0; j < D; j++) dout[j] += dk[i]! * w[i * D + j]!;
+  }
+  if (f) {
+    for (let r = 0; r < f.rank; r++) {
+      let c = 0;
+      for (let i = 0; i < F; i++) c += dk[i]! * f.u[i * f.rank + r]!;
+      for (let j = 0; j < D; j++) dout[j] += c * f.v[r * D + j]!;
+    }
+  }
+  for (let j = 0; j < D; j++) {
+    s.mlpOut[at * D + j] = s.mlpOut[at * D + j]! + dout[j]!;
+    s.residPost[at * D + j] = s.residPost[at * D + j]! + dout[j]!;
+  }
+}
+
+function meanOverPositions(x: Float32Array, T: number, width: number): Float32Array {
+  const m = new Float32Array(width);
+  for (let t = 0; t < T; t++) for (let i = 0; i < width; i++) m[i] += x[t * width + i]! / T;
+  return m;
+}
+
+function argmax(x: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i;
+  return best;
+}
