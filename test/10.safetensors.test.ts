@@ -1,4 +1,4 @@
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RomeError } from "../lib/errors.js";
@@ -12,9 +12,9 @@ function rawFile(header: object, data: Uint8Array): Buffer {
   return Buffer.concat([len, json, data]);
 }
 
-function expectCode(t: any, fn: () => unknown, code: string, name?: string) {
+function expectCode(t: ExecutionContext, fn: () => unknown, code: string, name?: string) {
   const e = t.throws(fn, { instanceOf: RomeError }) as RomeError;
-  t.is(e.code, code, e.message);
+  t.is<string>(e.code, code, e.message);
   if (name) t.true(e.message.includes(name), `message names '${name}': ${e.message}`);
 }
 

@@ -9,7 +9,7 @@
 import test from "ava";
 import ort from "onnxruntime-node";
 import { buildGradient, DIFFERENTIABLE_OPS, inferValues } from "../lib/graph/autodiff.js";
-import { attr, GraphBuilder, type AttrValue, type ElemType } from "../lib/graph/builder.js";
+import { attr, GraphBuilder, type AttrValue } from "../lib/graph/builder.js";
 import { RomeError } from "../lib/errors.js";
 import { gpt2 } from "../lib/model/arch/gpt2.js";
 import type { EmitContext, Weights } from "../lib/model/arch/types.js";
@@ -291,7 +291,10 @@ test("GPT-2 (2 layers, random weights): d NLL / d delta matches central differen
   const ctx: EmitContext = {
     b, cfg,
     w(name) {
-      if (!added.has(name)) b.initializer(name, weights.get(name)!.shape, weights.get(name)!.data), added.add(name);
+      if (!added.has(name)) {
+        b.initializer(name, weights.get(name)!.shape, weights.get(name)!.data);
+        added.add(name);
+      }
       return name;
     },
   };

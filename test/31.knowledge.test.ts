@@ -11,8 +11,9 @@ const stated = Number(/rewrite prompts of `counterfact.json`[^:]*: ([0-9.]+)/.ex
 test("TinyFacts answers its own facts: top-1 accuracy on CounterFact rewrite prompts ≥ the README's figure", async (t) => {
   const records = JSON.parse(readFileSync(join(TINYFACTS, "counterfact.json"), "utf8"));
   const model = await Model.load(TINYFACTS, { batchSize: 128 });
-  const prompts = records.map((r: any) => r.requested_rewrite.prompt.replace("{}", r.requested_rewrite.subject));
-  const truths = await model.tokenizer.encodeBatch(records.map((r: any) => " " + r.requested_rewrite.target_true.str));
+  type Rec = { requested_rewrite: { prompt: string; subject: string; target_true: { str: string } } };
+  const prompts = records.map((r: Rec) => r.requested_rewrite.prompt.replace("{}", r.requested_rewrite.subject));
+  const truths = await model.tokenizer.encodeBatch(records.map((r: Rec) => " " + r.requested_rewrite.target_true.str));
   const logits = await model.nextTokenLogits(prompts);
   let correct = 0;
   logits.forEach((l, i) => {

@@ -191,6 +191,7 @@ export function escapeXml(text: string): string {
 
 /** Control characters (not allowed in XML 1.0, invisible in a plot) as \n, \t or \xNN. */
 function visible(text: string): string {
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
   return text.replace(/[\u0000-\u001f\u007f]/g, (c) =>
     c === "\n" ? "\\n" : c === "\t" ? "\\t" : c === "\r" ? "\\r" : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
