@@ -14,7 +14,7 @@ function rawFile(header: object, data: Uint8Array): Buffer {
 
 function expectCode(t: ExecutionContext, fn: () => unknown, code: string, name?: string) {
   const e = t.throws(fn, { instanceOf: RomeError }) as RomeError;
-  t.is<string>(e.code, code, e.message);
+  t.is(e.code as string, code, e.message);
   if (name) t.true(e.message.includes(name), `message names '${name}': ${e.message}`);
 }
 
