@@ -33,6 +33,11 @@ export function logSoftmaxAt(logits: Float32Array, index: number): number {
   return logits[index]! - max - Math.log(sum);
 }
 
+/** Softmax probability of one entry of logits (V). */
+export function probOf(logits: Float32Array, index: number): number {
+  return Math.exp(logSoftmaxAt(logits, index));
+}
+
 /** Indices of the k largest entries, largest first. */
 export function topK(values: ArrayLike<number>, k: number): number[] {
   const idx: number[] = [];

@@ -5,7 +5,7 @@ import { padBatch } from "../runtime/batch.js";
 import type { Engine, FlopMeter } from "../runtime/engine.js";
 import { corrupt, type NoiseSpec } from "./noise.js";
 import type { Patch, Restoration, RunStates } from "./plan.js";
-import { probOf } from "./sweep.js";
+import { probOf } from "../runtime/sampling.js";
 
 export interface NaiveContext {
   engine: Engine;

@@ -9,7 +9,7 @@ import type { MlpState, RunResult, Site } from "../runtime/engine.js";
 import type { Model } from "../runtime/model.js";
 import { corrupt, type NoiseSpec } from "./noise.js";
 import { subjectChars, tokenRange } from "./subject.js";
-import { probOf } from "./sweep.js";
+import { probOf } from "../runtime/sampling.js";
 
 export type PatchSite = "resid" | "attn_out" | "mlp_out" | "mlp_key";
 export type PatchSource = "clean" | "corrupted" | "zero" | "mean" | Float32Array;

@@ -8,6 +8,7 @@ import { attentionBias, type Batch } from "../runtime/batch.js";
 import { headFlops, layerFlops, mlpFlops } from "../runtime/flops.js";
 import { patchStep, type Restoration, type RunStates, type Step } from "./plan.js";
 import { gatherPast, patchRows } from "./kernels.js";
+import { probOf } from "../runtime/sampling.js";
 
 export interface SweepContext {
   engine: Engine;
@@ -166,12 +167,4 @@ function tile<A extends Float32Array | BigInt64Array>(a: A, times: number): A {
   const out = new (a.constructor as { new (n: number): A })(a.length * times);
   for (let i = 0; i < times; i++) out.set(a as never, i * a.length);
   return out;
-}
-
-export function probOf(logits: Float32Array, id: number): number {
-  let max = -Infinity;
-  for (const x of logits) if (x > max) max = x;
-  let sum = 0;
-  for (const x of logits) sum += Math.exp(x - max);
-  return Math.exp(logits[id]! - max) / sum;
 }

@@ -11,7 +11,8 @@ import { runNaive } from "./naive.js";
 import { corrupt, subjectEmbeddingStd, type NoiseSpec, type NoiseType } from "./noise.js";
 import { planGrid, planSevered, type Restoration, type RunStates } from "./plan.js";
 import { subjectChars, tokenRange } from "./subject.js";
-import { minimalFlops, probOf, sweepMinimal, type SweepContext } from "./sweep.js";
+import { probOf } from "../runtime/sampling.js";
+import { minimalFlops, sweepMinimal, type SweepContext } from "./sweep.js";
 
 export interface TraceOptions {
   prompt: string;
