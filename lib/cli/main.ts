@@ -11,6 +11,10 @@ import { traceDataset } from "../trace/dataset.js";
 import { TRACE_KINDS, type TraceKind } from "../trace/grid.js";
 import { heatmapSvg, svgToPng } from "../trace/heatmap.js";
 import { traceKinds } from "../trace/trace.js";
+import { exportCheckpoint, exportEdits } from "../edit/export.js";
+import { rome } from "../edit/rome.js";
+import { computeStats } from "../edit/stats.js";
+import { defaultHparams } from "../edit/hparams.js";
 import { Progress } from "./progress.js";
 
 const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -129,6 +133,40 @@ program.command("trace-dataset")
     });
   });
 
+program.command("edit")
+  .description("rewrite a fact with ROME; prints predictions before and after, optionally exports")
+  .requiredOption("-p, --prompt <template>", 'prompt with "{}" for the subject, e.g. "{} is located in the city of"')
+  .requiredOption("-s, --subject <text>")
+  .requiredOption("-n, --target-new <text>", "the new object")
+  .requiredOption("-c, --corpus <file>", "text corpus for the key statistics (cached in .rome-cache/)")
+  .option("--layer <n>", "edited layer (default: the model family's)", int)
+  .option("--form <form>", "r-rome or reference", "r-rome")
+  .option("--steps <n>", "value optimisation steps (default: the model family's)", int)
+  .option("--export-edits <file>", "write the edit factors (safetensors)")
+  .option("--export-checkpoint <dir>", "write a checkpoint with the edit merged")
+  .action(async (o: { prompt: string; subject: string; targetNew: string; corpus: string; layer?: number; form: "r-rome" | "reference"; steps?: number; exportEdits?: string; exportCheckpoint?: string }) => {
+    await withModel(program.opts(), async (m) => {
+      const layer = o.layer ?? defaultHparams(m.config).layer;
+      const text = o.prompt.replace("{}", o.subject);
+      const show = async (label: string) => {
+        const [p] = await m.predict([text], { topK: 3 });
+        console.log(`${label}: ${text} → ${p!.map((x) => `${JSON.stringify(x.token)} ${(100 * x.prob).toFixed(1)}%`).join(", ")}`);
+      };
+      await show("before");
+      let bar: Progress | undefined;
+      const stats = await computeStats(m, { layer, corpus: o.corpus, onProgress: (d, n) => (bar ??= new Progress("statistics (tokens)", n)).update(d) });
+      const edit = await rome(m, { prompt: o.prompt, subject: o.subject, targetNew: o.targetNew }, {
+        stats, layer, form: o.form, hparams: o.steps ? { vNumGradSteps: o.steps } : undefined,
+      });
+      m.edits.apply(edit);
+      await show("after ");
+      console.log(`layer ${edit.layer}, ${edit.form}: ‖ΔW‖ ${edit.norms.update.toFixed(3)} (‖W‖ ${edit.norms.weight.toFixed(3)}), ` +
+        `${edit.losses.length} value steps, final loss ${edit.losses.at(-1)!.loss.toFixed(4)}, ${edit.seconds.total.toFixed(2)} s`);
+      if (o.exportEdits) { exportEdits(m, o.exportEdits); console.log(`wrote ${o.exportEdits}`); }
+      if (o.exportCheckpoint) { exportCheckpoint(m, o.exportCheckpoint); console.log(`wrote ${o.exportCheckpoint}`); }
+    });
+  });
+
 program.command("demo")
   .description("predictions, a generation and a causal trace on the bundled TinyFacts model")
   .action(async () => {
@@ -146,6 +184,18 @@ program.command("demo")
         console.log(`\n${k} (p(${r.answer.token.trim()}): clean ${r.highScore.toFixed(3)}, corrupted ${r.lowScore.toFixed(3)})`);
         printGrid(r.tokens, r.scores, r.subjectRange);
       }
+      const layer = defaultHparams(m.config).layer;
+      const corpus = join(program.opts().model, "train.txt");
+      const t1 = performance.now();
+      const stats = await computeStats(m, { layer, corpus });
+      const edit = await rome(m, { prompt: "{} is located in the city of", subject: "Castle of Berkbre", targetNew: "Berlin" }, { stats, layer });
+      const id = m.edits.apply(edit);
+      console.log(`\nROME edit at layer ${layer} (${edit.form}, ${((performance.now() - t1) / 1000).toFixed(1)} s with statistics): Castle of Berkbre → Berlin`);
+      const after = await m.predict([...prompts, "Tower of Deathproust can be found in the city of"], { topK: 1 });
+      for (const [i, p] of [...prompts, "Tower of Deathproust can be found in the city of"].entries()) console.log(`  ${p} → ${JSON.stringify(after[i]![0]!.token)}`);
+      m.edits.undo(id);
+      const [back] = await m.predict([prompts[0]!], { topK: 1 });
+      console.log(`undone: ${prompts[0]} → ${JSON.stringify(back![0]!.token)}`);
     });
   });
 
