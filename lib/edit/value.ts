@@ -74,7 +74,6 @@ export async function computeValue(model: Model, layer: number, rewriting: reado
     [VG.targets]: tensor(BigInt64Array.from(targets), [Nn, 1]),
     [VG.weights]: tensor(Float32Array.from(weights), [Nn]),
     [VG.selectKl]: tensor(BigInt64Array.from([BigInt(B - 1), BigInt(batch.pad[B - 1]! + kl.index)]), [1, 2]),
-    [VG.klFactor]: tensor(Float32Array.of(p.klFactor), []),
   };
   for (let l = layer + 1; l < cfg.nLayer; l++) {
     const f = model.engine.editFactorsOf(l);
@@ -92,14 +91,12 @@ export async function computeValue(model: Model, layer: number, rewriting: reado
   let klInit: Float32Array | undefined;
   for (let it = 0; it < p.steps; it++) {
     feeds[VG.delta] = tensor(delta, [D]);
+    // The KL reference is the distribution at δ = 0, which the first run computes: that run has
+    // the KL term off (it and its gradient are zero there anyway) and keeps the distribution.
     feeds[VG.klInit] = tensor(klInit ?? new Float32Array(cfg.vocabSize), [1, cfg.vocabSize]);
-    let out = await session.run(feeds);
-    if (!klInit) {
-      // The KL reference is the distribution at δ = 0 (this first run): rerun against it.
-      klInit = (out[VG.klLogprobs]!.data as Float32Array).slice();
-      feeds[VG.klInit] = tensor(klInit, [1, cfg.vocabSize]);
-      out = await session.run(feeds);
-    }
+    feeds[VG.klFactor] = tensor(Float32Array.of(klInit ? p.klFactor : 0), []);
+    const out = await session.run(feeds);
+    klInit ??= (out[VG.klLogprobs]!.data as Float32Array).slice();
     const nll = (out[VG.nll]!.data as Float32Array)[0]!;
     const klv = (out[VG.kl]!.data as Float32Array)[0]!;
     const dn = norm(delta);

@@ -68,6 +68,8 @@ export interface CurvePoint {
   first: MetricsSummary;
   /** Every record requested so far. */
   all: MetricsSummary;
+  /** The caller's probe at this point (e.g. accuracy on facts no edit touches). */
+  probe?: number;
 }
 
 export interface SequentialResult {
@@ -84,7 +86,7 @@ export interface SequentialResult {
  * Undoes all of them at the end.
  */
 export async function sequentialEdits(model: Model, records: readonly CounterFactRecord[], romeOptions: (r: CounterFactRecord) => RomeOptions,
-  options: RunOptions & { every?: number; first?: number } = {}): Promise<SequentialResult> {
+  options: RunOptions & { every?: number; first?: number; probe?: () => Promise<number> } = {}): Promise<SequentialResult> {
   const every = options.every ?? 10;
   const first = options.first ?? 10;
   const applied: string[] = [];
@@ -92,7 +94,9 @@ export async function sequentialEdits(model: Model, records: readonly CounterFac
   const point = async (n: number) => {
     // Before any edit, "all" is the first records' baseline.
     const metrics = await evaluateRecords(model, records.slice(0, Math.max(n, first)), options.evaluate);
-    result.curve.push({ edits: n, first: summarize(metrics.slice(0, first)), all: summarize(metrics.slice(0, n || first)) });
+    const p: CurvePoint = { edits: n, first: summarize(metrics.slice(0, first)), all: summarize(metrics.slice(0, n || first)) };
+    if (options.probe) p.probe = await options.probe();
+    result.curve.push(p);
   };
   try {
     await point(0);

@@ -5,7 +5,7 @@
 import type { ArchDescription, EmitContext, Weights } from "../model/arch/types.js";
 import type { ModelConfig } from "../model/config.js";
 import { RomeError } from "../errors.js";
-import { GraphBuilder } from "./builder.js";
+import { attr, GraphBuilder } from "./builder.js";
 
 /** Segment I/O names (B batch, T new tokens, P past tokens, S = P + T). */
 export const IO = {
@@ -28,6 +28,8 @@ export const IO = {
   editV: "edit_v",                // (R, D) right factors
   select: "select",               // (N, 2) int64 (batch row, position) pairs for the head
   logits: "logits",               // (N, V)
+  answer: "answer",               // (N, 1) int64 token whose log-probability the scoring head returns
+  answerLogprob: "answer_logprob", // (N, 1)
 } as const;
 
 export type SegmentKind = "embed" | "attn" | "mlp" | "head";
@@ -127,6 +129,21 @@ export function compileHead(arch: ArchDescription, cfg: ModelConfig, weights: We
   const select = b.input(IO.select, "int64", ["N", 2]);
   const rows = b.op("GatherND", [resid, select]); // (N, D)
   b.output(IO.logits, arch.emitHead(ctx, rows), "float32", ["N", cfg.vocabSize]);
+  return { kind: "head", layer: cfg.nLayer, graph: b };
+}
+
+/**
+ * The head of causal tracing's scores: log p(answer) at selected positions, computed inside the
+ * graph so only (N, 1) values leave onnxruntime instead of (N, V) logits.
+ */
+export function compileScoreHead(arch: ArchDescription, cfg: ModelConfig, weights: Weights): Segment {
+  const ctx = emitContext("score", cfg, weights);
+  const { b } = ctx;
+  const resid = b.input(IO.resid, "float32", ["B", "T", cfg.nEmbd]);
+  const select = b.input(IO.select, "int64", ["N", 2]);
+  const answer = b.input(IO.answer, "int64", ["N", 1]);
+  const logp = b.op("LogSoftmax", [arch.emitHead(ctx, b.op("GatherND", [resid, select]))], { axis: attr.int(-1) });
+  b.output(IO.answerLogprob, b.op("GatherElements", [logp, answer], { axis: attr.int(1) }), "float32", ["N", 1]);
   return { kind: "head", layer: cfg.nLayer, graph: b };
 }
 

@@ -5,7 +5,7 @@
 // into the meter a caller passes.
 import type { ArchDescription, Weights } from "../model/arch/types.js";
 import type { ModelConfig } from "../model/config.js";
-import { compileAttention, compileEmbed, compileHead, compileMlp, IO } from "../graph/segments.js";
+import { compileAttention, compileEmbed, compileHead, compileMlp, compileScoreHead, IO } from "../graph/segments.js";
 import { RomeError } from "../errors.js";
 import { attentionBias, type Batch } from "./batch.js";
 import { attnFlops, headFlops, mlpFlops } from "./flops.js";
@@ -93,6 +93,7 @@ export class Engine {
     private readonly attnSegs: SegmentSession[],
     private readonly mlpSegs: SegmentSession[],
     private readonly headSeg: SegmentSession,
+    private readonly scoreSeg: SegmentSession,
   ) {}
 
   static async create(arch: ArchDescription, cfg: ModelConfig, weights: Weights, opts: SessionOptions): Promise<Engine> {
@@ -104,7 +105,8 @@ export class Engine {
       mlp.push(await SegmentSession.create(compileMlp(arch, cfg, weights, l), opts));
     }
     const head = await SegmentSession.create(compileHead(arch, cfg, weights), opts);
-    return new Engine(cfg, embed, attn, mlp, head);
+    const score = await SegmentSession.create(compileScoreHead(arch, cfg, weights), opts);
+    return new Engine(cfg, embed, attn, mlp, head, score);
   }
 
   /** Replaces the MLP segment of `layer` (after its base weights changed, e.g. a merged edit). */
@@ -174,18 +176,23 @@ export class Engine {
 
   /** Logits (N, V) at (row, position) pairs of resid (B, T, D). */
   async head(B: number, T: number, resid: Float32Array, select: readonly (readonly [number, number])[], meter?: FlopMeter): Promise<Float32Array> {
-    const sel = new BigInt64Array(select.length * 2);
-    select.forEach(([b, t], i) => {
-      if (b < 0 || b >= B || t < 0 || t >= T) throw new RomeError("ERR_ARGUMENT", `head position (${b}, ${t}) is outside the batch (${B} × ${T})`);
-      sel[2 * i] = BigInt(b);
-      sel[2 * i + 1] = BigInt(t);
-    });
     const out = await this.headSeg.run(
-      { [IO.resid]: { data: resid, dims: [B, T, this.config.nEmbd] }, [IO.select]: { data: sel, dims: [select.length, 2] } },
+      { [IO.resid]: { data: resid, dims: [B, T, this.config.nEmbd] }, [IO.select]: { data: selection(select, B, T), dims: [select.length, 2] } },
       [IO.logits],
     );
     if (meter) meter.flops += headFlops(this.config, select.length);
     return out[IO.logits]!;
+  }
+
+  /** log p(answer) (N) at (row, position) pairs of resid (B, T, D), one answer token for all. */
+  async headLogprob(B: number, T: number, resid: Float32Array, select: readonly (readonly [number, number])[], answer: number, meter?: FlopMeter): Promise<Float32Array> {
+    const out = await this.scoreSeg.run({
+      [IO.resid]: { data: resid, dims: [B, T, this.config.nEmbd] },
+      [IO.select]: { data: selection(select, B, T), dims: [select.length, 2] },
+      [IO.answer]: { data: new BigInt64Array(select.length).fill(BigInt(answer)), dims: [select.length, 1] },
+    }, [IO.answerLogprob]);
+    if (meter) meter.flops += headFlops(this.config, select.length);
+    return out[IO.answerLogprob]!;
   }
 
   /** Runs a batch through the layers as `opts` asks. */
@@ -249,6 +256,17 @@ export class Engine {
   }
 
   async release(): Promise<void> {
-    for (const s of [this.embedSeg, ...this.attnSegs, ...this.mlpSegs, this.headSeg]) await s.release();
+    for (const s of [this.embedSeg, ...this.attnSegs, ...this.mlpSegs, this.headSeg, this.scoreSeg]) await s.release();
   }
+}
+
+/** (N, 2) int64 (row, position) pairs, checked against the batch (B, T). */
+function selection(select: readonly (readonly [number, number])[], B: number, T: number): BigInt64Array {
+  const sel = new BigInt64Array(select.length * 2);
+  select.forEach(([b, t], i) => {
+    if (b < 0 || b >= B || t < 0 || t >= T) throw new RomeError("ERR_ARGUMENT", `head position (${b}, ${t}) is outside the batch (${B} × ${T})`);
+    sel[2 * i] = BigInt(b);
+    sel[2 * i + 1] = BigInt(t);
+  });
+  return sel;
 }

@@ -27,9 +27,9 @@ export function softmax(logits: Float32Array): Float64Array {
 /** Log-softmax value of one entry of logits (V). */
 export function logSoftmaxAt(logits: Float32Array, index: number): number {
   let max = -Infinity;
-  for (const x of logits) if (x > max) max = x;
+  for (let i = 0; i < logits.length; i++) if (logits[i]! > max) max = logits[i]!;
   let sum = 0;
-  for (const x of logits) sum += Math.exp(x - max);
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i]! - max);
   return logits[index]! - max - Math.log(sum);
 }
 

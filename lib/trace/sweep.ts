@@ -8,7 +8,6 @@ import { attentionBias, type Batch } from "../runtime/batch.js";
 import { headFlops, layerFlops, mlpFlops } from "../runtime/flops.js";
 import { patchStep, type Restoration, type RunStates, type Step } from "./plan.js";
 import { gatherPast, patchRows } from "./kernels.js";
-import { probOf } from "../runtime/sampling.js";
 
 export interface SweepContext {
   engine: Engine;
@@ -44,7 +43,9 @@ export async function sweepMinimal(ctx: SweepContext, plans: readonly Restoratio
   let done = plans.length - [...byT.values()].reduce((a, v) => a + v.length, 0);
   ctx.onProgress?.(done);
   for (const [t, idx] of [...byT].sort((a, b) => a[0] - b[0])) {
-    const per = Math.max(1, Math.floor(ctx.maxRows / ctx.N));
+    // Restorations per batch: within the memory budget, and at most ~1024 token rows per engine
+    // call (larger batches measured slower on CPU, and cost memory).
+    const per = Math.max(1, Math.min(Math.floor(ctx.maxRows / ctx.N), Math.floor(1024 / (ctx.N * (ctx.T - t)))));
     idx.sort((a, b) => entryStep(plans[a]!) - entryStep(plans[b]!));
     for (let c = 0; c < idx.length; c += per) {
       const chunk = idx.slice(c, c + per);
@@ -110,12 +111,12 @@ async function runChunk(ctx: SweepContext, t: number, plans: Restoration[]): Pro
       resid = m.residPost;
     }
   }
-  const logits = await engine.head(rows, Tp, resid, Array.from({ length: rows }, (_, r) => [r, Tp - 1] as const), ctx.meter);
-  const V = cfg.vocabSize;
+  // log p(answer) comes out of the head graph: (rows) values instead of (rows, V) logits.
+  const logp = await engine.headLogprob(rows, Tp, resid, Array.from({ length: rows }, (_, r) => [r, Tp - 1] as const), ctx.answer, ctx.meter);
   const byPlan = new Map<Restoration, number>();
   active.forEach((r, k) => {
     let sum = 0;
-    for (let n = 0; n < N; n++) sum += probOf(logits.subarray((k * N + n) * V, (k * N + n + 1) * V), ctx.answer);
+    for (let n = 0; n < N; n++) sum += Math.exp(logp[k * N + n]!);
     byPlan.set(r, sum / N);
   });
   return plans.map((r) => byPlan.get(r)!);
