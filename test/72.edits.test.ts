@@ -24,7 +24,11 @@ test.after.always(async () => model?.dispose());
 test.serial("u vᵀ matches the reference implementation's edits within 1e-3 relative (reference form, golden templates)", async (t) => {
   for (const rec of golden.records) {
     const rr = rec.requested_rewrite;
-    const e = await rome(model, { prompt: rr.prompt, subject: rr.subject, targetNew: rr.target_new.str }, { stats, layer: 1, form: "reference", contextTemplates: templates });
+    const h = golden.meta.hparams; // the reference run's hyperparameters (clamp 4)
+    const e = await rome(model, { prompt: rr.prompt, subject: rr.subject, targetNew: rr.target_new.str }, {
+      stats, layer: 1, form: "reference", contextTemplates: templates,
+      hparams: { clampNormFactor: h.clamp_norm_factor, vNumGradSteps: h.v_num_grad_steps, vLr: h.v_lr, vWeightDecay: h.v_weight_decay, klFactor: h.kl_factor },
+    });
     let num = 0;
     let den = 0;
     for (let i = 0; i < rec.u.length; i++) {
