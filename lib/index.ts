@@ -16,3 +16,4 @@ export type { Edit, EditSummary, EditSet } from "./runtime/edits.js";
 export { nativeCapabilities, setNativeThreads } from "./native.js";
 export { exportEdits, loadEdits, exportCheckpoint } from "./edit/export.js";
 export { patchActivations, type ActivationPatch, type PatchOptions, type PatchResult } from "./trace/patching.js";
+export { readCounterFact, evaluateRecords, summarize, type CounterFactRecord } from "./eval/counterfact.js";

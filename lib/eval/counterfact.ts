@@ -2,7 +2,7 @@
 // schema, score each record's rewrite, paraphrase and neighbourhood prompts with both objects by
 // mean per-token NLL of the target tokens — exactly the reference's probability metrics — and
 // optionally generation fluency. Whatever edits the model has enabled are what gets measured.
-import { readFileSync } from "node:fs";
+import { readJsonFile } from "../io/json.js";
 import { RomeError, checkInt, checkOptionNames } from "../errors.js";
 import type { RomeRequest } from "../edit/rome.js";
 import type { Model } from "../runtime/model.js";
@@ -40,18 +40,7 @@ const PROMPT_LISTS = ["paraphrase_prompts", "neighborhood_prompts", "attribute_p
 
 /** Reads and validates a CounterFact-style JSON array. Throws ERR_DATASET naming record and field (ERR_IO when unreadable). */
 export function readCounterFact(file: string): CounterFactRecord[] {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (cause) {
-    throw new RomeError("ERR_IO", `Could not read ${file}: ${(cause as Error).message}`, { cause });
-  }
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch (cause) {
-    throw new RomeError("ERR_DATASET", `${file} is not valid JSON: ${(cause as Error).message}`, { cause });
-  }
+  const data = readJsonFile(file);
   return parseCounterFact(data, file);
 }
 

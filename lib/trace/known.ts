@@ -2,8 +2,8 @@
 // sweeps over). Every record is checked before a long run starts, and a bad one is reported by
 // its index and field rather than failing halfway through the run.
 
-import fs from "node:fs";
 import { RomeError } from "../errors.js";
+import { readJsonFile } from "../io/json.js";
 
 /** One fact, with the file's own field names. */
 export interface KnownFact {
@@ -36,18 +36,7 @@ const DEFAULT_OPTIONAL = ["template", "prediction", "relation_id"] as const;
 
 /** Reads and validates a known-facts JSON file. Throws ERR_DATASET (or ERR_IO when unreadable). */
 export function readKnownFacts(file: string, options: KnownFactsOptions = {}): KnownFact[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, "utf8");
-  } catch (cause) {
-    throw new RomeError("ERR_IO", `Could not read ${file}: ${(cause as Error).message}`, { cause });
-  }
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch (cause) {
-    throw new RomeError("ERR_DATASET", `${file} is not valid JSON: ${(cause as Error).message}`, { cause });
-  }
+  const data = readJsonFile(file);
   return parseKnownFacts(data, file, options);
 }
 
