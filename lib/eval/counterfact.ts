@@ -2,7 +2,7 @@
 // schema, score each record's rewrite, paraphrase and neighbourhood prompts with both objects by
 // mean per-token NLL of the target tokens — exactly the reference's probability metrics — and
 // optionally generation fluency. Whatever edits the model has enabled are what gets measured.
-import { readJsonFile } from "../io/json.js";
+import { describeValue as describe, readJsonFile } from "../io/json.js";
 import { RomeError, checkInt, checkOptionNames } from "../errors.js";
 import type { RomeRequest } from "../edit/rome.js";
 import type { Model } from "../runtime/model.js";
@@ -266,12 +266,4 @@ export function summarize(metrics: readonly RecordMetrics[]): MetricsSummary {
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-function describe(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "an array";
-  if (typeof v === "string") return JSON.stringify(v.length > 40 ? v.slice(0, 40) + "…" : v);
-  if (typeof v === "object") return "an object";
-  return `${typeof v} ${String(v)}`;
 }

@@ -3,7 +3,7 @@
 // its index and field rather than failing halfway through the run.
 
 import { RomeError } from "../errors.js";
-import { readJsonFile } from "../io/json.js";
+import { describeValue as describe, readJsonFile } from "../io/json.js";
 
 /** One fact, with the file's own field names. */
 export interface KnownFact {
@@ -78,12 +78,4 @@ export function parseKnownFacts(data: unknown, source = "known facts", options: 
     if (fact.template !== "" && !fact.template.includes("{}")) throw fail("template", `has no "{}" placeholder`);
     return fact;
   });
-}
-
-function describe(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "an array";
-  if (typeof v === "string") return JSON.stringify(v.length > 40 ? v.slice(0, 40) + "…" : v);
-  if (typeof v === "object") return "an object";
-  return `${typeof v} ${String(v)}`;
 }
