@@ -28,13 +28,9 @@ import { nativeCapabilities, setNativeThreads } from "../lib/native.js";
 import { headFlops, layerFlops } from "../lib/runtime/flops.js";
 import { Model } from "../lib/runtime/model.js";
 import { readKnownFacts } from "../lib/trace/known.js";
-import { printTable, writeResults } from "./bench-util.js";
+import { arg, printTable, writeResults } from "./bench-util.js";
 import { randomGpt2 } from "./random-model.js";
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
 const threads = Number(arg("threads") ?? 1);
 const nativeThreads = Number(arg("native-threads") ?? 1);
 const tinyEdits = Number(arg("tiny-edits") ?? 5);

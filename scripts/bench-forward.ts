@@ -18,13 +18,9 @@ import type { ModelConfig } from "../lib/model/config.js";
 import { attentionBias, padBatch, type Batch } from "../lib/runtime/batch.js";
 import { headFlops, layerFlops } from "../lib/runtime/flops.js";
 import { Model } from "../lib/runtime/model.js";
-import { printTable, time, writeResults } from "./bench-util.js";
+import { arg, printTable, time, writeResults } from "./bench-util.js";
 import { randomGpt2 } from "./random-model.js";
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
 const threads = Number(arg("threads") ?? 1);
 const shapes = (arg("shapes") ?? "1x1,1x64,8x64,1x512").split(",").map((s) => {
   const [B, T] = s.split("x").map(Number);

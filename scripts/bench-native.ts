@@ -4,9 +4,8 @@
 // Cholesky 3072 / 6400 own vs LAPACK dpotrf. Prints tables, writes bench/results/native.json.
 import * as native from "../lib/native.js";
 import type { Backend, Float32Tensor, Float64Tensor } from "../lib/native.js";
-import { printTable, time, writeResults } from "./bench-util.js";
+import { arg, printTable, time, writeResults } from "./bench-util.js";
 
-const arg = (name: string) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : undefined; };
 const quick = process.argv.includes("--quick");
 const caps = native.loadNative().capabilities;
 if (arg("threads")) native.setNativeThreads(Number(arg("threads")));

@@ -42,13 +42,9 @@ import { subjectEmbeddingStd } from "../lib/trace/noise.js";
 import { subjectChars, tokenRange } from "../lib/trace/subject.js";
 import { probOf } from "../lib/runtime/sampling.js";
 import { traceKinds, type TraceOptions, type TraceResult } from "../lib/trace/trace.js";
-import { printTable, time, writeResults } from "./bench-util.js";
+import { arg, printTable, time, writeResults } from "./bench-util.js";
 import { randomGpt2 } from "./random-model.js";
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
 const threads = Number(arg("threads") ?? 1);
 const nativeThreads = Number(arg("native-threads") ?? 1);
 const samples = Number(arg("samples") ?? 10);

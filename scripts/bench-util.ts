@@ -5,6 +5,12 @@ import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
+/** The value after `--<name>` on the command line, if given. */
+export function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
 export interface Timing { seconds: number; reps: number }
 
 /** Median seconds of `fn` over repetitions after one warm-up, running for at least `minSeconds`. */
