@@ -1,13 +1,14 @@
 // ROME on TinyFacts' CounterFact records (issue 5, "Done when"): (a) each edit alone, r-ROME and
 // reference forms, beside the unedited baseline; (d) the guard refusing a disabling edit; (b) a
-// sweep of layer, value steps and clamp; (c) 100 sequential edits for both forms. Writes
+// sweep of layer, value steps and clamp; (c) K sequences of 100 sequential edits for both forms, in two child processes. Writes
 // bench/results/eval-edits.json and the tables into docs/edit-experiments.md (marked sections).
 //
 //   npx tsx scripts/eval-edits.ts [--records 100] [--sample random|first] [--seed 1] [--golden]
 //       [--sweep] [--sweep-records 30] [--full-sweep | --grid-layers 0,1,2 --grid-steps 50,100,200
-//       --grid-clamps 4,8] [--sequential 100] [--no-alone] [--no-guard] [--no-generation]
+//       --grid-clamps 4,8] [--sequential 100 [--sequences 5]] [--no-alone] [--no-guard] [--no-generation]
 //       [--layer L --steps S --clamp C] [--max-norm-ratio R|inf]
 //       (these override TinyFacts' defaults and the guard's 10 in (a) and (c), written to their own sections)
+import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
@@ -20,8 +21,9 @@ import { rome, type RomeOptions } from "../lib/edit/rome.js";
 import { computeStats, type Stats } from "../lib/edit/stats.js";
 import { contextTemplates } from "../lib/edit/templates.js";
 import { evaluateRecords, readCounterFact, rewritePrompt, summarize, toRomeRequest, type CounterFactRecord, type MetricsSummary, type RecordMetrics } from "../lib/eval/counterfact.js";
-import { editEachAlone, sequentialEdits, type EditOutcome } from "../lib/eval/experiments.js";
+import { editEachAlone, sequentialEdits, type EditOutcome, type SequentialResult } from "../lib/eval/experiments.js";
 import { meanInterval } from "../lib/eval/metrics.js";
+import { compareRetention, retentionByAge, retentionCurve, type Difference } from "../lib/eval/retention.js";
 import { METRIC_HEADER, metricCells, pct, scoreText, table, writeMarkedSection } from "../lib/eval/report.js";
 import { writeFileAtomic } from "../lib/io/atomic.js";
 import { Model } from "../lib/runtime/model.js";
@@ -35,7 +37,8 @@ const { values: args } = parseArgs({
   options: {
     records: { type: "string", default: "100" }, sample: { type: "string", default: "random" }, seed: { type: "string", default: "1" },
     golden: { type: "boolean", default: false }, sweep: { type: "boolean", default: false }, "sweep-records": { type: "string", default: "30" },
-    "full-sweep": { type: "boolean", default: false }, sequential: { type: "string", default: "0" },
+    "full-sweep": { type: "boolean", default: false }, sequential: { type: "string", default: "0" }, sequences: { type: "string", default: "1" },
+    "sequential-child": { type: "string" },
     "grid-layers": { type: "string" }, "grid-steps": { type: "string" }, "grid-clamps": { type: "string" },
     layer: { type: "string" }, steps: { type: "string" }, clamp: { type: "string" }, "max-norm-ratio": { type: "string" },
     "no-alone": { type: "boolean", default: false }, "no-guard": { type: "boolean", default: false }, "no-generation": { type: "boolean", default: false },
@@ -123,10 +126,15 @@ async function aloneRun(c: Config, records: readonly CounterFactRecord[], withGe
 const sum = (os: readonly EditOutcome[]) => summarize(os.map((o) => o.post));
 const sampleText = `${N} records of models/tinyfacts/counterfact.json, ${args.sample === "random" ? `a seeded random sample (Fisher–Yates, seededRandom(${SEED}), in sample order)` : "the first ones"}`;
 
-writeSetup(); // first, in a new document
+const FORMS = ["r-rome", "reference"] as const;
+type Form = (typeof FORMS)[number];
+// A child process of part (c) runs that one form's sequences and nothing else.
+const CHILD = args["sequential-child"];
+if (CHILD !== undefined && !(FORMS as readonly string[]).includes(CHILD)) throw new RomeError("ERR_ARGUMENT", `--sequential-child ${CHILD}: expected r-rome or reference`);
+if (!CHILD) writeSetup(); // first, in a new document
 
 // ---- a. each edit alone ----
-if (!args["no-alone"]) {
+if (!CHILD && !args["no-alone"]) {
   console.log(`a. ${N} records, each edit alone`);
   const t0 = performance.now();
   const variants: [string, Config][] = [["r-ROME", BASE], ["reference", { ...BASE, form: "reference" }]];
@@ -155,7 +163,7 @@ if (!args["no-alone"]) {
 }
 
 // ---- d. the guard ----
-if (!args["no-guard"]) {
+if (!CHILD && !args["no-guard"]) {
   console.log("d. the guard");
   const t0 = performance.now();
   const rec = sample[0]!;
@@ -205,7 +213,7 @@ if (!args["no-guard"]) {
 
 // ---- b. sweep ----
 const grid = args["full-sweep"] || args["grid-layers"] || args["grid-steps"] || args["grid-clamps"];
-for (const mode of [...(args.sweep ? ["staged"] : []), ...(grid ? ["grid"] : [])]) {
+for (const mode of CHILD ? [] : [...(args.sweep ? ["staged"] : []), ...(grid ? ["grid"] : [])]) {
   const key = mode === "grid" ? "sweep-grid" : "sweep";
   const records = sample.slice(0, Number(args["sweep-records"]));
   console.log(`b. sweep on ${records.length} records`);
@@ -255,47 +263,79 @@ for (const mode of [...(args.sweep ? ["staged"] : []), ...(grid ? ["grid"] : [])
 }
 
 // ---- c. sequential ----
+// K disjoint sequences (consecutive slices of the seeded permutation; the first is the first SEQ
+// records of the sample in (a)). The two forms run in two child processes at once (onnxruntime's
+// run is synchronous, so one process uses one core); each child writes one file per sequence, so an
+// interrupted run resumes. This process then pools the files into the report.
 const SEQ = Number(args.sequential);
-if (SEQ > 0) {
-  const records = sample.slice(0, SEQ);
-  console.log(`c. ${records.length} sequential edits, both forms`);
-  const t0 = performance.now();
-  // Neighbourhood prompts about a subject whose fact of the same relation is edited in the run.
-  const edited = records.map((r) => [r.requested_rewrite.relation_id, r.requested_rewrite.subject] as const);
-  const nPrompts = records.reduce((a, r) => a + r.neighborhood_prompts.length, 0);
-  const touched = records.reduce((a, r) => a + r.neighborhood_prompts.filter((p) =>
-    edited.some(([rel, subj]) => subj !== r.requested_rewrite.subject && rel === r.requested_rewrite.relation_id && p.includes(subj))).length, 0);
-  const forms: Record<string, unknown> = {};
-  // Model health: top-1 accuracy of the true object on 200 facts whose subjects no edit of the run touches.
-  const subjects = new Set(records.map((r) => r.requested_rewrite.subject));
-  const unrelated = all.filter((r) => !subjects.has(r.requested_rewrite.subject)).slice(0, 200);
-  const unrelatedPrompts = unrelated.map(rewritePrompt);
-  const unrelatedAccuracy = async () => {
-    const p = await model.predict(unrelatedPrompts, { topK: 1 });
-    return p.filter((x, i) => x[0]!.token === " " + unrelated[i]!.requested_rewrite.target_true.str).length / unrelated.length;
-  };
-  for (const form of ["r-rome", "reference"] as const) {
-    const opts = await romeOptions({ ...BASE, form });
-    const bar = new Progress(`  sequential ${form}`, records.length);
+const K = Number(args.sequences);
+interface SequenceFile { records: number[]; result: SequentialResult; seconds: number; unrelated: number }
+const seqDir = join(ROOT, "bench", "results", `sequential${TAG}`);
+const seqFile = (form: Form, s: number) => join(seqDir, `${form}-${s}.json`);
+const sequences = SEQ > 0 ? Array.from({ length: K }, (_, s) => pickSample(all, SEQ * K, args.sample as "random" | "first", SEED).slice(s * SEQ, (s + 1) * SEQ)) : [];
+const readSequence = (form: Form, s: number): SequenceFile | undefined => {
+  if (!existsSync(seqFile(form, s))) return undefined;
+  const f = JSON.parse(readFileSync(seqFile(form, s), "utf8")) as SequenceFile;
+  return f.records.join() === sequences[s]!.map((r) => r.case_id).join() ? f : undefined;
+};
+if (CHILD) {
+  const form = CHILD as Form;
+  mkdirSync(seqDir, { recursive: true });
+  const opts = await romeOptions({ ...BASE, form });
+  for (const [s, records] of sequences.entries()) {
+    if (readSequence(form, s)) continue;
+    // Model health: top-1 accuracy of the true object on 200 facts whose subjects no edit of the sequence touches.
+    const subjects = new Set(records.map((r) => r.requested_rewrite.subject));
+    const unrelated = all.filter((r) => !subjects.has(r.requested_rewrite.subject)).slice(0, 200);
+    const prompts = unrelated.map(rewritePrompt);
+    const probe = async () => (await model.predict(prompts, { topK: 1 })).filter((x, i) => x[0]!.token === " " + unrelated[i]!.requested_rewrite.target_true.str).length / unrelated.length;
+    const bar = new Progress(`  ${form}, sequence ${s + 1}/${K}`, records.length);
     const t1 = performance.now();
-    const r = await sequentialEdits(model, records, () => opts, { every: 10, first: 10, probe: unrelatedAccuracy, onProgress: (d) => bar.update(d) });
-    forms[form] = { ...r, seconds: (performance.now() - t1) / 1000 };
-    results[`sequential${TAG}`] = { command, config: BASE, records: records.map((x) => x.case_id), forms };
-    save();
+    const result = await sequentialEdits(model, records, () => opts, { every: 10, first: 10, probe, onProgress: (d) => bar.update(d) });
+    const file: SequenceFile = { records: records.map((r) => r.case_id), result, seconds: (performance.now() - t1) / 1000, unrelated: unrelated.length };
+    writeFileAtomic(seqFile(form, s), JSON.stringify(file));
   }
-  type Seq = { curve: { edits: number; first: MetricsSummary; all: MetricsSummary; probe?: number }[]; refused: number[]; normRatios: number[] };
-  const [rr, rf] = [forms["r-rome"] as Seq, forms.reference as Seq];
+  await model.dispose();
+  process.exit(0);
+}
+if (SEQ > 0) {
+  console.log(`c. ${K} × ${SEQ} sequential edits, both forms (one child process each)`);
+  const t0 = performance.now();
+  const here = fileURLToPath(import.meta.url);
+  await Promise.all(FORMS.map((form) => new Promise<void>((resolve, reject) => {
+    const child = spawn(process.execPath, [...process.execArgv, here, ...process.argv.slice(2), "--sequential-child", form], { stdio: ["ignore", "inherit", "inherit"] });
+    child.on("error", reject);
+    child.on("exit", (code) => (code === 0 ? resolve() : reject(new RomeError("ERR_IO", `the ${form} sequential child exited with ${code}; run again to resume`))));
+  })));
+  const files = Object.fromEntries(FORMS.map((f) => [f, sequences.map((_, s) => readSequence(f, s)!)])) as Record<Form, SequenceFile[]>;
+  const runs = (f: Form) => files[f].map((x) => x.result);
+  results[`sequential${TAG}`] = { command, config: BASE, sequences: sequences.map((q) => q.map((r) => r.case_id)), forms: files };
+  save();
+  const curves = FORMS.map((f) => retentionCurve(runs(f), 10));
+  const ages = FORMS.map((f) => retentionByAge(runs(f), 10));
+  const cmp = compareRetention(runs("r-rome"), runs("reference"), 10);
+  const health = (f: Form, j: number) => (100 * files[f].reduce((a, x) => a + (x.result.curve[j]!.probe ?? NaN), 0) / K).toFixed(0);
+  const pooledAll = (f: Form, j: number) => pct(meanInterval(files[f].flatMap((x) => x.result.curve[j]!.es)), 0);
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+  const refused = (f: Form) => files[f].reduce((a, x) => a + x.result.refused.length, 0);
+  const madeRate = (f: Form) => pct(meanInterval(runs(f).flatMap((r) => r.esWhenMade)), 0);
+  const diffText = (d: Difference) => `${(100 * d.a).toFixed(1)} vs ${(100 * d.b).toFixed(1)} %: difference ${(100 * d.diff).toFixed(1)} points [${(100 * d.lo).toFixed(1)}, ${(100 * d.hi).toFixed(1)}]`;
   writeMarkedSection(DOC, `sequential${TAG}`, [
-    `## c. ${records.length} sequential edits (no undo between${tagTitle})`, "",
-    `The first ${records.length} records of the sample in (a), edited one after another (${baseText}; each edit computed on the model with the earlier ones applied), r-ROME and reference forms in the same run. After every 10 edits: efficacy of the first 10 edits, and ES/PS/NS/S over all the edits so far. Edits the guard refused stay in the counts (their fact keeps its old object). Refused: r-ROME ${rr.refused.length}, reference ${rf.refused.length}; median ‖ΔW‖/‖W‖ per edit: r-ROME ${median(rr.normRatios).toFixed(2)}, reference ${median(rf.normRatios).toFixed(2)}.`, "",
-    table(["edits", "first 10 ES % r-ROME", "first 10 ES % ref", "all ES % r-ROME", "all ES % ref", "all PS % r-ROME", "all PS % ref", "all NS % r-ROME", "all NS % ref", "S % r-ROME", "S % ref", "unrelated acc % r-ROME", "unrelated acc % ref"],
-      rr.curve.map((p, i) => {
-        const q = rf.curve[i]!;
-        return [String(p.edits), pct(p.first.es, 0), pct(q.first.es, 0), pct(p.all.es, 0), pct(q.all.es, 0), pct(p.all.ps, 0), pct(q.all.ps, 0), pct(p.all.ns, 0), pct(q.all.ns, 0), scoreText(p.all.s), scoreText(q.all.s),
-          ...[p, q].map((x) => (x.probe === undefined ? "–" : (100 * x.probe).toFixed(0)))];
-      })),
-    "", `"Unrelated acc": top-1 accuracy of the true object on the rewrite prompts of ${unrelated.length} records whose subjects no edit here touches (model health). Row 0 is the unedited model on the first 10 records. Caveat for NS: ${touched} of the ${nPrompts} neighbourhood prompts name a subject whose fact of the same relation is itself edited in the sequence, so their "true" object is no longer the one the model is asked to keep.`,
+    `## c. ${K} × ${SEQ} sequential edits (no undo between${tagTitle})`, "",
+    `${K} disjoint sequences of ${SEQ} records (consecutive slices of the seeded permutation behind the sample in (a); the first sequence is the sample's first ${SEQ} records), each edited one after another (${baseText}; every edit computed on the model with the earlier ones applied), r-ROME and reference forms on the same sequences. Right after each edit its own efficacy is measured ("made"); after every 10 edits, the ES of every edit so far. **Held** counts only edits that succeeded when made: the share of them still succeeding. Refused edits stay in the counts (their fact keeps its old object). Edits that succeeded when made: r-ROME ${madeRate("r-rome")}, reference ${madeRate("reference")}. Refused: r-ROME ${refused("r-rome")}, reference ${refused("reference")} of ${K * SEQ}; median ‖ΔW‖/‖W‖ per edit: r-ROME ${median(runs("r-rome").flatMap((r) => r.normRatios)).toFixed(2)}, reference ${median(runs("reference").flatMap((r) => r.normRatios)).toFixed(2)}.`, "",
+    `**The first 10 edits of each sequence, paired** (${cmp.n} edits per form, the checkpoints from 10 to ${SEQ} edits; 95% intervals from 1,000 paired resamples of the edits): efficacy r-ROME ${diffText(cmp.efficacy)}; held r-ROME ${diffText(cmp.held)}.`, "",
+    "Pooled over the sequences (\"first 10\": the first 10 edits of each sequence):", "",
+    table(["edits", "first 10 ES % r-ROME", "first 10 ES % ref", "first 10 held % r-ROME", "first 10 held % ref", "all held % r-ROME", "all held % ref", "all ES % r-ROME", "all ES % ref", "unrelated acc % r-ROME", "unrelated acc % ref"],
+      curves[0]!.map((p, j) => {
+        const q = curves[1]![j]!;
+        return [String(p.edits), pct(p.firstEs, 0), pct(q.firstEs, 0), pct(p.firstHeld, 0), pct(q.firstHeld, 0), pct(p.allHeld, 0), pct(q.allHeld, 0), pooledAll("r-rome", j), pooledAll("reference", j), health("r-rome", j), health("reference", j)];
+      })), "",
+    "Held by age (edits applied after the edit; every checkpoint of every sequence):", "",
+    table(["age", "held % r-ROME", "n", "held % ref", "n"], ages[0]!.map((b, i) => {
+      const c = ages[1]![i];
+      return [`${b.minAge}–${b.maxAge}`, pct(b.held, 0), String(b.held.n), c ? pct(c.held, 0) : "–", String(c?.held.n ?? 0)];
+    })), "",
+    `"Unrelated acc": top-1 accuracy of the true object on the rewrite prompts of ${files["r-rome"][0]!.unrelated} records whose subjects no edit of the sequence touches (model health), averaged over the sequences. Row 0 is the unedited model.`,
     "", runLine(t0),
   ].join("\n"));
 }

@@ -12,6 +12,7 @@ import {
   evaluateRecords, parseCounterFact, readCounterFact, rewritePrompt, summarize, toRomeRequest, type CounterFactRecord,
 } from "../lib/eval/counterfact.js";
 import { editEachAlone, sequentialEdits } from "../lib/eval/experiments.js";
+import { compareRetention, retentionByAge, retentionCurve } from "../lib/eval/retention.js";
 import { harmonicMean, magnitude, meanInterval, ngramEntropy, successRate, textEntropy, wordTokenize } from "../lib/eval/metrics.js";
 import { TINYFACTS } from "./helpers.js";
 
@@ -160,6 +161,38 @@ test.serial("sequential driver: a curve point before and after each block, every
   t.is(res.curve[0]!.first.es.mean, 0);
   t.deepEqual(res.curve.map((p) => p.probe), [0, 1, 2]); // the probe sees the edits applied so far
   t.is(res.normRatios.length, 2);
+  t.is(res.esWhenMade.length, 2);
+  t.deepEqual(res.curve.map((p) => p.es.length), [1, 1, 2]);
+  t.deepEqual(res.curve.map((p) => p.es[0]), res.curve.map((p) => p.first.es.mean)); // the per-record ES behind the summary
   t.deepEqual(model.edits.list(), []);
   t.deepEqual(await evaluateRecords(model, two), await evaluateRecords(model, two)); // deterministic
+});
+
+test("retention: held shares count only edits that succeeded when made; paired comparison of two editors", (t) => {
+  // Two sequences of 4 edits, a checkpoint every 2; summaries are not used by the retention code.
+  const run = (made: number[], es: number[][]) => ({
+    refused: [], normRatios: [], esWhenMade: made,
+    curve: es.map((e, j) => ({ edits: 2 * j, es: e, first: summarize([]), all: summarize([]) })),
+  });
+  const a = run([1, 0, 1, 1], [[0, 0], [1, 0], [0, 1, 1, 1]]);
+  const b = run([1, 1, 0, 0], [[0, 0], [1, 1], [1, 1, 0, 0]]);
+  const curve = retentionCurve([a], 2);
+  t.deepEqual(curve.map((p) => p.edits), [0, 2, 4]);
+  t.deepEqual(curve.map((p) => p.firstEs.mean), [0, 0.5, 0.5]);
+  t.deepEqual(curve.map((p) => p.firstHeld.n), [0, 1, 1]); // edit 1 failed when made: never counted
+  t.deepEqual(curve.map((p) => p.firstHeld.mean).slice(1), [1, 0]);
+  t.true(Math.abs(curve[2]!.allHeld.mean - 2 / 3) < TOL);
+  const pooled = retentionCurve([a, b], 2);
+  t.deepEqual(pooled.map((p) => p.firstEs.n), [4, 4, 4]);
+  t.deepEqual(pooled.map((p) => p.firstHeld.mean).slice(1), [1, 2 / 3]);
+  const ages = retentionByAge([a], 2);
+  t.deepEqual(ages.map((x) => [x.minAge, x.maxAge, x.held.n, x.held.mean]), [[0, 1, 3, 1], [2, 3, 1, 0]]);
+  const cmp = compareRetention([a], [b], 2);
+  t.is(cmp.n, 2);
+  t.deepEqual([cmp.efficacy.a, cmp.efficacy.b, cmp.efficacy.diff], [0.5, 1, -0.5]);
+  t.deepEqual([cmp.held.a, cmp.held.b, cmp.held.diff], [0.5, 1, -0.5]);
+  for (const d of [cmp.efficacy, cmp.held]) t.true(d.lo <= d.diff && d.diff <= d.hi);
+  t.throws(() => compareRetention([a], [a, b], 2), { instanceOf: RomeError, code: "ERR_ARGUMENT" });
+  t.throws(() => retentionCurve([a, run([1, 1], [[0, 0], [1, 1]])], 2), { instanceOf: RomeError, code: "ERR_ARGUMENT" });
+  t.throws(() => retentionCurve([], 2), { instanceOf: RomeError, code: "ERR_ARGUMENT" });
 });

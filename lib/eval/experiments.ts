@@ -68,6 +68,8 @@ export interface CurvePoint {
   first: MetricsSummary;
   /** Every record requested so far. */
   all: MetricsSummary;
+  /** ES (0 or 1) of every record requested so far, in request order (before any edit: the first `first`). */
+  es: number[];
   /** The caller's probe at this point (e.g. accuracy on facts no edit touches). */
   probe?: number;
 }
@@ -78,6 +80,8 @@ export interface SequentialResult {
   refused: number[];
   /** ‖ΔW‖_F / ‖W‖_F of each applied edit, in order. */
   normRatios: number[];
+  /** ES (0 or 1) of each record right after its own edit (refused: the model as it was). */
+  esWhenMade: number[];
 }
 
 /**
@@ -90,11 +94,12 @@ export async function sequentialEdits(model: Model, records: readonly CounterFac
   const every = options.every ?? 10;
   const first = options.first ?? 10;
   const applied: string[] = [];
-  const result: SequentialResult = { curve: [], refused: [], normRatios: [] };
+  const result: SequentialResult = { curve: [], refused: [], normRatios: [], esWhenMade: [] };
   const point = async (n: number) => {
     // Before any edit, "all" is the first records' baseline.
     const metrics = await evaluateRecords(model, records.slice(0, Math.max(n, first)), options.evaluate);
-    const p: CurvePoint = { edits: n, first: summarize(metrics.slice(0, first)), all: summarize(metrics.slice(0, n || first)) };
+    const all = metrics.slice(0, n || first);
+    const p: CurvePoint = { edits: n, first: summarize(metrics.slice(0, first)), all: summarize(all), es: all.map((m) => m.es) };
     if (options.probe) p.probe = await options.probe();
     result.curve.push(p);
   };
@@ -109,6 +114,8 @@ export async function sequentialEdits(model: Model, records: readonly CounterFac
         if (!(e instanceof RomeError && e.code === "ERR_EDIT_REFUSED")) throw e;
         result.refused.push(i);
       }
+      const [made] = await evaluateRecords(model, [rec], { ...options.evaluate, generation: false });
+      result.esWhenMade.push(made!.es);
       if ((i + 1) % every === 0 || i === records.length - 1) await point(i + 1);
       options.onProgress?.(i + 1, records.length);
     }
