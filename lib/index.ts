@@ -17,3 +17,5 @@ export { nativeCapabilities, setNativeThreads } from "./native.js";
 export { exportEdits, loadEdits, exportCheckpoint } from "./edit/export.js";
 export { patchActivations, type ActivationPatch, type PatchOptions, type PatchResult } from "./trace/patching.js";
 export { readCounterFact, evaluateRecords, summarize, type CounterFactRecord } from "./eval/counterfact.js";
+export { editEachAlone, sequentialEdits, type SequentialResult } from "./eval/experiments.js";
+export { retentionCurve, retentionByAge, compareRetention, type RetentionComparison } from "./eval/retention.js";
