@@ -1,5 +1,7 @@
 // Builds the native addon (build/Release/rome_native.node): cmake-js first, node-gyp (CPU-only,
-// binding.gyp) when CMake is missing or fails. Run by `npm install` (prepare), where a failure only
+// binding.gyp) when CMake is missing or fails. Run by `npm install` / `npm ci` (the "install" script,
+// which also keeps npm from running its implicit `node-gyp rebuild` for a package with a
+// binding.gyp, and runs where the package is installed as a dependency), where a failure only
 // warns — model loading, inference and tracing do not need the addon — and by `npm test` /
 // `npm run build:native` with --required, where it fails.
 import { spawnSync } from "node:child_process";
@@ -10,8 +12,10 @@ import { fileURLToPath } from "node:url";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const required = process.argv.includes("--required");
 const bin = (name) => join(root, "node_modules", ".bin", name);
-// npm bundles node-gyp; binding.gyp builds the CPU kernels without CMake.
-const npmGyp = join(dirname(process.execPath), "..", "lib", "node_modules", "npm", "node_modules", "node-gyp", "bin", "node-gyp.js");
+// npm bundles node-gyp (and names it in npm_config_node_gyp when it runs a script); binding.gyp
+// builds the CPU kernels without CMake.
+const npmGyp = process.env.npm_config_node_gyp ||
+  join(dirname(process.execPath), "..", "lib", "node_modules", "npm", "node_modules", "node-gyp", "bin", "node-gyp.js");
 
 function attempt(label, cmd, args, needs = cmd) {
   if (!existsSync(needs)) return false;
