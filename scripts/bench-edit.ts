@@ -42,7 +42,7 @@ const corpusArg = arg("corpus");
 const only = arg("only");
 const load = () => loadavg().map((x) => x.toFixed(2)).join(" ");
 
-interface SessionProf { runs: number; seconds: number; B: number; T: number; nn: number }
+interface SessionProf { runs: number; seconds: number; B: number; /** window columns */ T: number; /** cached columns before the window */ P: number; nn: number }
 
 interface ModelResult {
   model: string;
@@ -60,8 +60,8 @@ interface EditRecord {
   steps: number;
   sessionRuns: number;
   sessionSeconds: number;
-  /** value batch (prompts B, padded length T) */
-  batch: [number, number];
+  /** value gradient batch (prompts B, window columns W, cached columns before the window P) */
+  batch: [number, number, number];
   /** forward FLOPs of one gradient-session run (its backward adds about as much again) */
   forwardFlops: number;
 }
@@ -72,7 +72,7 @@ async function benchEdits(name: string, model: Model, layer: number, stats: Stat
   const tb = performance.now();
   const vs = await valueSession(model, layer);
   const sessionBuildSeconds = (performance.now() - tb) / 1000;
-  const prof: SessionProf = { runs: 0, seconds: 0, B: 0, T: 0, nn: 0 };
+  const prof: SessionProf = { runs: 0, seconds: 0, B: 0, T: 0, P: 0, nn: 0 };
   const session = vs.session as unknown as { run: (...a: unknown[]) => Promise<unknown> };
   const run = session.run.bind(vs.session);
   session.run = async (...a: unknown[]) => {
@@ -82,6 +82,7 @@ async function benchEdits(name: string, model: Model, layer: number, stats: Stat
     prof.runs++;
     const feeds = a[0] as Record<string, { dims: readonly number[] }>;
     [prof.B, prof.T] = feeds.resid!.dims as [number, number];
+    prof.P = feeds[`past_key_${layer + 1}`]?.dims[2] ?? 0;
     prof.nn = feeds.target_ids!.dims[0]!;
     return r;
   };
@@ -92,9 +93,10 @@ async function benchEdits(name: string, model: Model, layer: number, stats: Stat
     prof.runs = 0;
     prof.seconds = 0;
     const e = await rome(model, req, { stats, layer, hparams, guard: { maxNormRatio: 1e12, minDenominator: 0 } });
-    // forward FLOPs of one session run: the layers above `layer` on B × T tokens, the head at Nn + 1 rows
-    const fwd = (model.config.nLayer - layer - 1) * layerFlops(model.config, prof.B, prof.T, 0) + headFlops(model.config, prof.nn + 1);
-    const rec = { subject: req.subject, seconds: e.seconds, steps: e.losses.length, sessionRuns: prof.runs, sessionSeconds: prof.seconds, batch: [prof.B, prof.T] as [number, number], forwardFlops: fwd };
+    // forward FLOPs of one session run: the layers above `layer` on the B × W window tokens (attending
+    // to P cached columns too), the head at Nn + 1 rows
+    const fwd = (model.config.nLayer - layer - 1) * layerFlops(model.config, prof.B, prof.T, prof.P) + headFlops(model.config, prof.nn + 1);
+    const rec = { subject: req.subject, seconds: e.seconds, steps: e.losses.length, sessionRuns: prof.runs, sessionSeconds: prof.seconds, batch: [prof.B, prof.T, prof.P] as [number, number, number], forwardFlops: fwd };
     records.push(rec);
     const s = e.seconds;
     console.log(`${name} edit ${i}${i === 0 ? " (cold)" : ""} ${JSON.stringify(req.subject)} → ${JSON.stringify(req.targetNew)}: total ${s.total.toFixed(2)} s ` +
@@ -195,7 +197,7 @@ const rows = results.flatMap((r) => [r.cold, r.mean].map((e, i) => ({
   steps: e.steps, "value s/step": e.seconds.value / e.steps,
   "session runs": e.sessionRuns, "s/session run": e.sessionSeconds / Math.max(1, e.sessionRuns),
   "value outside session s": e.seconds.value - e.sessionSeconds,
-  "B×T": `${e.batch[0]}×${e.batch[1]}`, "fwd GFLOP/run": e.forwardFlops / 1e9,
+  "B×(P+W)": `${e.batch[0]}×(${e.batch[2]}+${e.batch[1]})`, "fwd GFLOP/run": e.forwardFlops / 1e9,
   "2×fwd GFLOP/s": (2 * e.forwardFlops * e.sessionRuns) / e.sessionSeconds / 1e9,
 })));
 printTable(`seconds per ROME edit, statistics precomputed, gradient session prebuilt; ${threads} ort thread(s), ${nt} native thread(s)`, rows);

@@ -2,7 +2,7 @@ import test from "ava";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { RomeError } from "../lib/errors.js";
-import { padBatch } from "../lib/runtime/batch.js";
+import { padBatch, sliceColumns, splitBatch } from "../lib/runtime/batch.js";
 import { Model } from "../lib/runtime/model.js";
 import { maxAbsDiff, TINYFACTS } from "./helpers.js";
 
@@ -76,6 +76,26 @@ test("a run started at layer l from recorded states, and one stopped early, agre
   t.is(maxAbsDiff(resumed.logits!, full.logits!), 0);
   const early = await model.engine.run(batch, { stopLayer: 2 });
   t.is(maxAbsDiff(early.resid, full.records.resid_post![1]!), 0);
+});
+
+test("a split batch (first columns with their cache, then the rest from layer l) computes the full batch's states", async (t) => {
+  const ids = golden.prompts.slice(0, 3).map((p: { ids: number[] }) => p.ids);
+  const batch = padBatch(ids); // rows of different lengths: the split falls inside some rows' padding
+  const { B, T } = batch;
+  const D = model.config.nEmbd;
+  const full = await model.engine.run(batch, { record: ["resid_pre"] });
+  for (const at of [1, Math.floor(T / 2), T - 1]) {
+    const { head, tail } = splitBatch(batch, at);
+    const from = { layer: 2, resid: full.records.resid_pre![2]! };
+    const first = await model.engine.run(head, { from: { layer: 2, resid: sliceColumns(from.resid, B, T, D, 0, at) }, keepCache: true });
+    const rest = await model.engine.run(tail, { from: { layer: 2, resid: sliceColumns(from.resid, B, T, D, at, T) }, cache: first.cache! });
+    t.deepEqual([tail.past, tail.T, head.T], [at, T - at, at]);
+    const want = sliceColumns(full.resid, B, T, D, at, T);
+    const scale = want.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+    const d = maxAbsDiff(rest.resid, want);
+    t.true(d <= 1e-6 * scale, `split at ${at}: max diff ${d} (max |resid| ${scale})`); // float32 reordering only
+  }
+  t.throws(() => splitBatch(batch, T + 1), { instanceOf: RomeError, code: "ERR_ARGUMENT" });
 });
 
 test("hooks see and can patch every intermediate state", async (t) => {

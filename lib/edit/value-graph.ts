@@ -10,12 +10,16 @@ import { emitContext, emitEditedMlp } from "../graph/segments.js";
 import { RomeError } from "../errors.js";
 import type { Model } from "../runtime/model.js";
 
-/** Value names of the loss graph (B prompts, T positions, Nn target tokens, V vocabulary). */
+/**
+ * Value names of the loss graph (B prompts, W window columns: those from the earliest subject-last
+ * token on, P past columns before them, S = P + W, Nn target tokens, V vocabulary). The past
+ * columns' keys and values at each layer above are inputs (past_key_l, past_value_l: (B, H, P, Dh)).
+ */
 export const VG = {
-  resid: "resid",             // (B, T, D) residual stream after the edited layer, without δ
-  mask: "delta_mask",         // (B, T, 1) 1 at each prompt's subject-last token
+  resid: "resid",             // (B, W, D) residual stream after the edited layer, without δ
+  mask: "delta_mask",         // (B, W, 1) 1 at each prompt's subject-last token
   delta: "delta",             // (D)
-  bias: "attn_bias",          // (B, 1, T, T)
+  bias: "attn_bias",          // (B, 1, W, S)
   selectNll: "select_nll",    // (Nn, 2) (row, position) whose logits predict a target token
   targets: "target_ids",      // (Nn, 1) int64
   weights: "nll_weights",     // (Nn) 1 / (target length · prompts)
@@ -55,14 +59,14 @@ async function build(model: Model, layer: number): Promise<ValueSession> {
   const D = cfg.nEmbd;
   const H = cfg.nHead;
   const Dh = D / H;
-  const resid = b.input(VG.resid, "float32", ["B", "T", D]);
-  const mask = b.input(VG.mask, "float32", ["B", "T", 1]);
+  const resid = b.input(VG.resid, "float32", ["B", "W", D]);
+  const mask = b.input(VG.mask, "float32", ["B", "W", 1]);
   const delta = b.input(VG.delta, "float32", [D]);
-  const bias = b.input(VG.bias, "float32", ["B", 1, "T", "T"]);
+  const bias = b.input(VG.bias, "float32", ["B", 1, "W", "S"]);
   let h = b.op("Add", [resid, b.op("Mul", [mask, delta])]);
   for (let l = layer + 1; l < cfg.nLayer; l++) {
-    const pastKey = b.input(`past_key_${l}`, "float32", ["B", H, 0, Dh]);
-    const pastValue = b.input(`past_value_${l}`, "float32", ["B", H, 0, Dh]);
+    const pastKey = b.input(`past_key_${l}`, "float32", ["B", H, "P", Dh]);
+    const pastValue = b.input(`past_value_${l}`, "float32", ["B", H, "P", Dh]);
     const a = model.arch.emitAttention(ctx, l, {
       resid: h, pastKey, pastValue, bias,
       get positions(): string { throw new RomeError("ERR_UNSUPPORTED_ARCH", "rotary position inputs are not wired into the value graph yet"); },

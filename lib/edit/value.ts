@@ -1,11 +1,12 @@
 // ROME's value v*: the MLP output at the subject's last token that makes the model say the new
 // object. δ is optimised with Adam on the reference's loss (NLL of the new object over the
 // templated prompts, KL at the "{} is a" prompt, weight decay), projected into a ball of
-// clamp · ‖v_init‖ after each step. Layers up to the edited one run once per edit; each step is one
-// run of the derived gradient graph over the layers above.
+// clamp · ‖v_init‖ after each step. Layers up to the edited one, and the layers above over the
+// columns before the subject, run once per edit; each step is one run of the derived gradient graph
+// over the layers above, at the columns from the subject on.
 import ort from "onnxruntime-node";
 import { RomeError } from "../errors.js";
-import { attentionBias, padBatch } from "../runtime/batch.js";
+import { attentionBias, padBatch, sliceColumns, splitBatch } from "../runtime/batch.js";
 import type { Model } from "../runtime/model.js";
 import type { Located } from "./lookup.js";
 import { valueSession, VG } from "./value-graph.js";
@@ -50,8 +51,17 @@ export async function computeValue(model: Model, layer: number, rewriting: reado
   const vInit = mlpOut!.slice(at(0, all[0]!.index) * D, (at(0, all[0]!.index) + 1) * D);
   const initNorm = norm(vInit);
 
-  const mask = new Float32Array(B * T);
-  all.forEach((x, b) => (mask[at(b, x.index)] = 1));
+  // δ enters at each row's subject-last token and attention is causal, so every column before the
+  // earliest of them (P0) is the same at every step. The layers above run over those columns once,
+  // keeping their keys and values, and each step runs only the window [P0, T) (W columns).
+  const P0 = Math.min(...all.map((x, b) => batch.pad[b]! + x.index));
+  const W = T - P0;
+  const { head: prefix, tail: win } = splitBatch(batch, P0);
+  const above = P0 > 0 ? (await model.engine.run(prefix, { from: { layer: layer + 1, resid: sliceColumns(lower.resid, B, T, D, 0, P0) }, keepCache: true })).cache! : undefined;
+  const wat = (b: number, pos: number) => b * W + batch.pad[b]! + pos - P0; // window offset of (row, position)
+
+  const mask = new Float32Array(B * W);
+  all.forEach((x, b) => (mask[wat(b, x.index)] = 1));
   const nT = target.length;
   const selNll: bigint[] = [];
   const targets: bigint[] = [];
@@ -59,7 +69,7 @@ export async function computeValue(model: Model, layer: number, rewriting: reado
   rewriting.forEach((x, b) => {
     const len = x.ids.length;
     for (let k = 0; k < nT; k++) {
-      selNll.push(BigInt(b), BigInt(batch.pad[b]! + len - nT + k));
+      selNll.push(BigInt(b), BigInt(batch.pad[b]! + len - nT + k - P0));
       targets.push(BigInt(target[k]!));
       weights.push(1 / (nT * rewriting.length));
     }
@@ -67,18 +77,18 @@ export async function computeValue(model: Model, layer: number, rewriting: reado
   const Nn = targets.length;
   const tensor = (data: Float32Array | BigInt64Array, dims: number[]) => new ort.Tensor(data instanceof BigInt64Array ? "int64" : "float32", data, dims);
   const feeds: Record<string, ort.Tensor> = {
-    [VG.resid]: tensor(lower.resid, [B, T, D]),
-    [VG.mask]: tensor(mask, [B, T, 1]),
-    [VG.bias]: tensor(attentionBias(batch), [B, 1, T, T]),
+    [VG.resid]: tensor(sliceColumns(lower.resid, B, T, D, P0, T), [B, W, D]),
+    [VG.mask]: tensor(mask, [B, W, 1]),
+    [VG.bias]: tensor(attentionBias(win), [B, 1, W, T]),
     [VG.selectNll]: tensor(BigInt64Array.from(selNll), [Nn, 2]),
     [VG.targets]: tensor(BigInt64Array.from(targets), [Nn, 1]),
     [VG.weights]: tensor(Float32Array.from(weights), [Nn]),
-    [VG.selectKl]: tensor(BigInt64Array.from([BigInt(B - 1), BigInt(batch.pad[B - 1]! + kl.index)]), [1, 2]),
+    [VG.selectKl]: tensor(BigInt64Array.from([BigInt(B - 1), BigInt(batch.pad[B - 1]! + kl.index - P0)]), [1, 2]),
   };
   for (let l = layer + 1; l < cfg.nLayer; l++) {
     const f = model.engine.editFactorsOf(l);
-    feeds[`past_key_${l}`] = tensor(new Float32Array(0), [B, H, 0, D / H]);
-    feeds[`past_value_${l}`] = tensor(new Float32Array(0), [B, H, 0, D / H]);
+    feeds[`past_key_${l}`] = tensor(above?.key[l] ?? new Float32Array(0), [B, H, P0, D / H]);
+    feeds[`past_value_${l}`] = tensor(above?.value[l] ?? new Float32Array(0), [B, H, P0, D / H]);
     feeds[`edit_u_${l}`] = tensor(f?.u ?? new Float32Array(0), [cfg.nInner, f?.rank ?? 0]);
     feeds[`edit_v_${l}`] = tensor(f?.v ?? new Float32Array(0), [f?.rank ?? 0, D]);
   }

@@ -3,6 +3,7 @@
 // padding puts every row's last token at the last column, so "last position" is one index, and
 // with positions and masks taken from the real tokens a padded row computes exactly what the
 // unpadded sequence would.
+import { RomeError } from "../errors.js";
 
 /** Bias for disallowed query→key pairs; finite so fully masked (padding) rows stay finite. */
 export const MASKED = -1e9;
@@ -18,7 +19,7 @@ export interface Batch {
   keyMask: Uint8Array;
   /** number of past (cached) positions P */
   past: number;
-  /** per row, the number of leading pad columns among the new tokens (0 with a cache) */
+  /** per row, the number of leading pad columns among the new tokens (0 after nextStep) */
   pad: number[];
 }
 
@@ -56,6 +57,49 @@ export function nextStep(prev: Batch, nextIds: readonly number[]): Batch {
     positions[b] = prev.positions[b * prev.T + prev.T - 1]! + 1n;
   }
   return { B, T: 1, ids, positions, keyMask, past: S, pad: new Array(B).fill(0) };
+}
+
+/**
+ * Splits a batch with no past at column `at` into its first columns and the rest, the rest taking
+ * the first part's keys as its past: running `head`, keeping its cache, then `tail` with that
+ * cache computes what the whole batch computes at the tail's columns.
+ */
+export function splitBatch(batch: Batch, at: number): { head: Batch; tail: Batch } {
+  const { B, T } = batch;
+  if (batch.past !== 0 || !Number.isInteger(at) || at < 0 || at > T) throw new RomeError("ERR_ARGUMENT", `splitBatch: column ${at} of a batch of ${T} columns with ${batch.past} past`);
+  return {
+    head: {
+      B, T: at, ids: columns(batch.ids, B, T, 0, at), positions: columns(batch.positions, B, T, 0, at),
+      keyMask: columns(batch.keyMask, B, T, 0, at), past: 0, pad: batch.pad.map((p) => Math.min(p, at)),
+    },
+    tail: {
+      B, T: T - at, ids: columns(batch.ids, B, T, at, T), positions: columns(batch.positions, B, T, at, T),
+      keyMask: batch.keyMask, past: at, pad: batch.pad.map((p) => Math.max(0, p - at)),
+    },
+  };
+}
+
+/** Columns [from, to) of a (B, T) row-major array of ids or mask bits: (B, to − from). */
+function columns(x: BigInt64Array, B: number, T: number, from: number, to: number): BigInt64Array;
+function columns(x: Uint8Array, B: number, T: number, from: number, to: number): Uint8Array;
+function columns(x: BigInt64Array | Uint8Array, B: number, T: number, from: number, to: number): BigInt64Array | Uint8Array {
+  const W = to - from;
+  if (x instanceof BigInt64Array) {
+    const out = new BigInt64Array(B * W);
+    for (let b = 0; b < B; b++) out.set(x.subarray(b * T + from, b * T + to), b * W);
+    return out;
+  }
+  const out = new Uint8Array(B * W);
+  for (let b = 0; b < B; b++) out.set(x.subarray(b * T + from, b * T + to), b * W);
+  return out;
+}
+
+/** Columns [from, to) of a (B, T, D) row-major tensor: (B, to − from, D). */
+export function sliceColumns(x: Float32Array, B: number, T: number, D: number, from: number, to: number): Float32Array {
+  const W = to - from;
+  const out = new Float32Array(B * W * D);
+  for (let b = 0; b < B; b++) out.set(x.subarray((b * T + from) * D, (b * T + to) * D), b * W * D);
+  return out;
 }
 
 /** (B, 1, T, S) additive bias: causal over absolute columns and masked padding keys. */
