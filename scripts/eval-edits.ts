@@ -272,7 +272,8 @@ const K = Number(args.sequences);
 interface SequenceFile { records: number[]; result: SequentialResult; seconds: number; unrelated: number }
 const seqDir = join(ROOT, "bench", "results", `sequential${TAG}`);
 const seqFile = (form: Form, s: number) => join(seqDir, `${form}-${s}.json`);
-const sequences = SEQ > 0 ? Array.from({ length: K }, (_, s) => pickSample(all, SEQ * K, args.sample as "random" | "first", SEED).slice(s * SEQ, (s + 1) * SEQ)) : [];
+const seqSample = SEQ > 0 ? pickSample(all, SEQ * K, args.sample as "random" | "first", SEED) : [];
+const sequences = Array.from({ length: SEQ > 0 ? K : 0 }, (_, s) => seqSample.slice(s * SEQ, (s + 1) * SEQ));
 const readSequence = (form: Form, s: number): SequenceFile | undefined => {
   if (!existsSync(seqFile(form, s))) return undefined;
   const f = JSON.parse(readFileSync(seqFile(form, s), "utf8")) as SequenceFile;
