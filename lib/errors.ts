@@ -35,7 +35,9 @@ export type RomeErrorCode =
   | "ERR_EDIT_UNKNOWN"
   | "ERR_STATS"
   | "ERR_DATASET"
-  | "ERR_IO";
+  | "ERR_IO"
+  // long calls (lib/runtime/call.ts)
+  | "ERR_ABORTED";
 
 export class RomeError extends Error {
   readonly code: RomeErrorCode;
