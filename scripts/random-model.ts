@@ -5,6 +5,8 @@
 // residual output projections (attn.c_proj, mlp.c_proj) N(0, (std / √(2·nLayer))²), biases 0,
 // layer-norm gamma 1 and beta 0. The generator is seeded and fast (xorshift128+ with a
 // Box–Muller transform), so a GPT-2-small-sized model (124M values) fills in about a second.
+import { closeSync, copyFileSync, mkdirSync, openSync, writeFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
 import { gpt2 } from "../lib/model/arch/gpt2.js";
 import type { ArchDescription, Weights } from "../lib/model/arch/types.js";
 import type { ModelConfig } from "../lib/model/config.js";
@@ -110,19 +112,70 @@ export function randomGpt2(cfg: Partial<ModelConfig> = {}, seed = 0, opts: Rando
   const projStd = std / Math.sqrt(2 * config.nLayer);
   const rng = new FastRandom(seed);
   const weights: Weights = new Map();
-  for (const [name, shape] of gpt2.weightShapes(config)) {
-    const data = new Float32Array(shape.reduce((a, d) => a * d, 1));
-    if (/\.ln_\d\.weight$|^ln_f\.weight$/.test(name)) {
-      if (biasStd > 0) rng.fillNormal(data, biasStd, 1);
-      else data.fill(1);
-    } else if (name.endsWith(".bias")) {
-      if (biasStd > 0) rng.fillNormal(data, biasStd);
-    } else if (/\.c_proj\.weight$/.test(name)) {
-      rng.fillNormal(data, projStd);
-    } else {
-      rng.fillNormal(data, std);
-    }
-    weights.set(name, { shape, data });
-  }
+  for (const [name, shape] of gpt2.weightShapes(config)) weights.set(name, { shape, data: randomWeight(rng, name, shape, std, biasStd, projStd) });
   return { arch: gpt2, config, weights };
+}
+
+function randomWeight(rng: FastRandom, name: string, shape: number[], std: number, biasStd: number, projStd: number): Float32Array {
+  const data = new Float32Array(shape.reduce((a, d) => a * d, 1));
+  if (/\.ln_\d\.weight$|^ln_f\.weight$/.test(name)) {
+    if (biasStd > 0) rng.fillNormal(data, biasStd, 1);
+    else data.fill(1);
+  } else if (name.endsWith(".bias")) {
+    if (biasStd > 0) rng.fillNormal(data, biasStd);
+  } else if (/\.c_proj\.weight$/.test(name)) {
+    rng.fillNormal(data, projStd);
+  } else {
+    rng.fillNormal(data, std);
+  }
+  return data;
+}
+
+/**
+ * Writes a random GPT-2 (same values as `randomGpt2(cfg, seed)`) as a Hugging Face directory:
+ * config.json, model.safetensors (F32, "transformer." names) and a copy of `tokenizerJson`. Tensors
+ * are generated and written one at a time, so a GPT-2-XL-sized checkpoint never sits in memory.
+ * Returns the checkpoint's size in bytes.
+ */
+export function writeRandomCheckpoint(dir: string, cfg: Partial<ModelConfig>, tokenizerJson: string, seed = 0): number {
+  const config: ModelConfig = { ...GPT2_SMALL, ...cfg, arch: "gpt2" };
+  if (cfg.nEmbd !== undefined && cfg.nInner === undefined) config.nInner = 4 * config.nEmbd;
+  const std = 0.02;
+  const projStd = std / Math.sqrt(2 * config.nLayer);
+  const shapes = [...gpt2.weightShapes(config)];
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const [name, shape] of shapes) {
+    const bytes = 4 * shape.reduce((a, d) => a * d, 1);
+    header[`transformer.${name}`] = { dtype: "F32", shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = JSON.stringify(header);
+  json += " ".repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
+  mkdirSync(dir, { recursive: true });
+  const fd = openSync(join(dir, "model.safetensors"), "w");
+  try {
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+    writeAll(fd, len);
+    writeAll(fd, Buffer.from(json, "utf8"));
+    const rng = new FastRandom(seed);
+    for (const [name, shape] of shapes) {
+      const data = randomWeight(rng, name, shape, std, 0, projStd);
+      writeAll(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  writeFileSync(join(dir, "config.json"), JSON.stringify({
+    model_type: "gpt2", n_layer: config.nLayer, n_embd: config.nEmbd, n_head: config.nHead, n_inner: config.nInner,
+    vocab_size: config.vocabSize, n_positions: config.nPositions, layer_norm_epsilon: config.layerNormEps,
+    activation_function: config.activation, eos_token_id: config.eosTokenId, bos_token_id: config.bosTokenId,
+  }, null, 2));
+  copyFileSync(tokenizerJson, join(dir, "tokenizer.json"));
+  return 8 + Buffer.byteLength(json) + offset;
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  for (let done = 0; done < bytes.byteLength;) done += writeSync(fd, bytes, done, bytes.byteLength - done);
 }

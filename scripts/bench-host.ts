@@ -1,0 +1,164 @@
+// `npm run bench -- host [--shapes small,xl] [--dir DIR] [--xl-samples 2] [--xl-kinds resid]
+//   [--edit-steps 3] [--threads 1]`
+//
+// Memory and event-loop figures of one model in one process, per scenario in a fresh child process
+// (so each peak RSS is that scenario's own):
+//   - load: Model.load alone (time, largest event-loop delay);
+//   - predict: load + one predict;
+//   - trace: load + traceKinds over resid/mlp/attn with 10 noise samples (on the XL shape
+//     `--xl-kinds` and `--xl-samples`, default resid with 2 samples, as a full trace takes too long);
+//   - edit: load + one ROME edit at the middle layer with statistics read from a cache file
+//     (synthetic: the identity, so no corpus run is needed), 5 fixed context templates and
+//     `--edit-steps` value steps.
+// Peak RSS is the kernel's high-water mark (VmHWM) of the child, reported over the checkpoint's size.
+// The largest event-loop delay is how late a 10 ms interval timer fired at worst during the phase.
+// Checkpoints are random GPT-2s written by scripts/random-model.ts into `--dir` (default
+// $TMPDIR/rome-node-host-bench) on first use: the GPT-2-small shape (498 MB) and a GPT-2-XL shape
+// (48 layers × 1600, 6.2 GB). Run the XL shape under `flock /work/locks/bigmem` on a shared machine.
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadStats } from "../lib/edit/stats.js";
+import { rome } from "../lib/edit/rome.js";
+import { writeSafetensors } from "../lib/model/safetensors.js";
+import { Model } from "../lib/runtime/model.js";
+import { traceKinds } from "../lib/trace/trace.js";
+import type { TraceKind } from "../lib/trace/grid.js";
+import { arg, printTable, writeResults } from "./bench-util.js";
+import { writeRandomCheckpoint } from "./random-model.js";
+
+const SHAPES = {
+  small: {},
+  xl: { nLayer: 48, nEmbd: 1600, nHead: 25 },
+} as const;
+type Shape = keyof typeof SHAPES;
+const SCENARIOS = ["load", "predict", "trace", "edit"] as const;
+type Scenario = (typeof SCENARIOS)[number];
+
+const PROMPT = "The Eiffel Tower is located in the city of";
+const SUBJECT = "The Eiffel Tower";
+const TEMPLATES = ["{}", "The following is true. {}", "I read this in a book. {}", "He said that. {}", "Everyone knows it. {}"];
+
+interface ChildResult {
+  loadSeconds: number;
+  loadMaxDelayMs: number;
+  opSeconds: number;
+  opMaxDelayMs: number;
+  peakRssBytes: number;
+  what: string;
+}
+
+/** Largest lateness of a 10 ms interval timer between start() and stop(). */
+class LoopDelay {
+  private timer?: NodeJS.Timeout;
+  private max = 0;
+  start(): void {
+    this.max = 0;
+    let expected = performance.now() + 10;
+    this.timer = setInterval(() => {
+      const now = performance.now();
+      this.max = Math.max(this.max, now - expected);
+      expected = now + 10;
+    }, 10);
+  }
+  stop(): number {
+    clearInterval(this.timer);
+    return this.max;
+  }
+}
+
+function peakRss(): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"));
+  return Number(m![1]) * 1024;
+}
+
+async function child(scenario: Scenario, dir: string, shape: Shape): Promise<void> {
+  const threads = Number(arg("threads") ?? 1);
+  const delay = new LoopDelay();
+  delay.start();
+  const t0 = performance.now();
+  const model = await Model.load(dir, { threads });
+  const loadSeconds = (performance.now() - t0) / 1000;
+  const loadMaxDelayMs = delay.stop();
+  delay.start();
+  const t1 = performance.now();
+  let what = "";
+  if (scenario === "predict") {
+    await model.predict([PROMPT]);
+    what = "predict 1 prompt";
+  } else if (scenario === "trace") {
+    const kinds = (shape === "xl" ? (arg("xl-kinds") ?? "resid") : "resid,mlp,attn").split(",") as TraceKind[];
+    const samples = shape === "xl" ? Number(arg("xl-samples") ?? 2) : 10;
+    await traceKinds(model, { prompt: PROMPT, subject: SUBJECT, samples }, kinds);
+    what = `traceKinds ${kinds.join("/")}, ${samples} samples`;
+  } else if (scenario === "edit") {
+    const layer = Math.floor(model.config.nLayer / 2);
+    const stats = loadStats(statsFile(dir, layer, model.config.nInner));
+    const steps = Number(arg("edit-steps") ?? 3);
+    await rome(model, { prompt: "{} is located in the city of", subject: SUBJECT, targetNew: "Rome" },
+      { stats, layer, contextTemplates: TEMPLATES, hparams: { vNumGradSteps: steps }, guard: { maxNormRatio: 1e12, minDenominator: 0 } });
+    what = `rome layer ${layer}, ${TEMPLATES.length} templates, ${steps} steps`;
+  }
+  const opSeconds = (performance.now() - t1) / 1000;
+  const opMaxDelayMs = delay.stop();
+  const result: ChildResult = { loadSeconds, loadMaxDelayMs, opSeconds, opMaxDelayMs, peakRssBytes: peakRss(), what };
+  await model.dispose();
+  process.stdout.write("RESULT " + JSON.stringify(result) + "\n");
+}
+
+/** Identity statistics of `layer` (F × F float64), written once beside the checkpoint. */
+function statsFile(dir: string, layer: number, F: number): string {
+  return join(dir, `stats-identity-${layer}-${F}.safetensors`);
+}
+
+function ensureCheckpoint(shape: Shape, root: string): string {
+  const dir = join(root, shape);
+  if (!existsSync(join(dir, "config.json"))) {
+    console.log(`writing the ${shape} checkpoint to ${dir}…`);
+    writeRandomCheckpoint(dir, SHAPES[shape], join("test", "fixtures", "gpt2-tokenizer.json"), 1);
+  }
+  const cfg = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
+  const F: number = cfg.n_inner ?? 4 * cfg.n_embd;
+  const layer = Math.floor(cfg.n_layer / 2);
+  const path = statsFile(dir, layer, F);
+  if (!existsSync(path)) {
+    const mom2 = new Float64Array(F * F); // (F, F)
+    for (let i = 0; i < F; i++) mom2[i * F + i] = 1;
+    writeSafetensors(path, { mom2: { dtype: "F64", shape: [F, F], data: mom2 } }, { layer: String(layer), count: "1", model: "", corpus: "identity" });
+  }
+  return dir;
+}
+
+async function parent(): Promise<void> {
+  const root = arg("dir") ?? join(tmpdir(), "rome-node-host-bench");
+  const shapes = (arg("shapes") ?? "small,xl").split(",") as Shape[];
+  const rows: Record<string, string | number>[] = [];
+  const records: unknown[] = [];
+  for (const shape of shapes) {
+    if (!(shape in SHAPES)) throw new Error(`unknown shape ${shape}; shapes: ${Object.keys(SHAPES).join(", ")}`);
+    const dir = ensureCheckpoint(shape, root);
+    const size = statSync(join(dir, "model.safetensors")).size;
+    for (const scenario of SCENARIOS) {
+      const args = ["--import=tsx", "scripts/bench-host.ts", "--child", scenario, "--ckpt", dir, "--shape", shape];
+      for (const k of ["threads", "xl-samples", "xl-kinds", "edit-steps"]) if (arg(k)) args.push(`--${k}`, arg(k)!);
+      const out = execFileSync(process.execPath, args, { encoding: "utf8", maxBuffer: 1 << 26, stdio: ["ignore", "pipe", "inherit"] });
+      const line = out.split("\n").find((l) => l.startsWith("RESULT "));
+      if (!line) throw new Error(`child ${shape}/${scenario} printed no result:\n${out}`);
+      const r = JSON.parse(line.slice(7)) as ChildResult;
+      records.push({ shape, scenario, checkpointBytes: size, ...r });
+      rows.push({
+        shape, scenario, what: r.what || "-", "load s": r.loadSeconds, "load max delay ms": r.loadMaxDelayMs,
+        "op s": scenario === "load" ? "-" : r.opSeconds, "op max delay ms": scenario === "load" ? "-" : r.opMaxDelayMs,
+        "peak RSS GB": r.peakRssBytes / 1e9, "peak / checkpoint": r.peakRssBytes / size,
+      });
+      console.log(JSON.stringify(records.at(-1)));
+    }
+  }
+  printTable("in-thread model: load time, peak RSS over checkpoint size, largest event-loop delay (10 ms timer)", rows);
+  writeResults("host", records);
+}
+
+const childScenario = arg("child") as Scenario | undefined;
+if (childScenario) await child(childScenario, arg("ckpt")!, arg("shape") as Shape);
+else await parent();
