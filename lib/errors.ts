@@ -37,7 +37,8 @@ export type RomeErrorCode =
   | "ERR_DATASET"
   | "ERR_IO"
   // long calls (lib/runtime/call.ts)
-  | "ERR_ABORTED";
+  | "ERR_ABORTED"
+  | "ERR_DISPOSED";
 
 export class RomeError extends Error {
   readonly code: RomeErrorCode;

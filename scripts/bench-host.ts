@@ -1,5 +1,5 @@
-// `npm run bench -- host [--shapes small,xl] [--dir DIR] [--xl-samples 2] [--xl-kinds resid]
-//   [--edit-steps 3] [--threads 1]`
+// `npm run bench -- host [--shapes small,xl] [--scenarios load,predict,trace,edit] [--dir DIR]
+//   [--xl-samples 2] [--xl-kinds resid] [--edit-steps 3] [--threads 1]`
 //
 // Memory and event-loop figures of one model in one process, per scenario in a fresh child process
 // (so each peak RSS is that scenario's own):
@@ -139,7 +139,8 @@ async function parent(): Promise<void> {
     if (!(shape in SHAPES)) throw new Error(`unknown shape ${shape}; shapes: ${Object.keys(SHAPES).join(", ")}`);
     const dir = ensureCheckpoint(shape, root);
     const size = statSync(join(dir, "model.safetensors")).size;
-    for (const scenario of SCENARIOS) {
+    for (const scenario of (arg("scenarios")?.split(",") ?? SCENARIOS) as Scenario[]) {
+      if (!SCENARIOS.includes(scenario)) throw new Error(`unknown scenario ${scenario}; scenarios: ${SCENARIOS.join(", ")}`);
       const args = ["--import=tsx", "scripts/bench-host.ts", "--child", scenario, "--ckpt", dir, "--shape", shape];
       for (const k of ["threads", "xl-samples", "xl-kinds", "edit-steps"]) if (arg(k)) args.push(`--${k}`, arg(k)!);
       const out = execFileSync(process.execPath, args, { encoding: "utf8", maxBuffer: 1 << 26, stdio: ["ignore", "pipe", "inherit"] });

@@ -51,20 +51,30 @@ export function exportCheckpoint(model: Model, dir: string, ids?: readonly strin
   if (!model.sourceDir) throw new RomeError("ERR_ARGUMENT", "exportCheckpoint needs a model loaded from a directory (its config and tokenizer files are copied)");
   const edits = selected(model, ids);
   mkdirSync(dir, { recursive: true });
-  const merged = new Map<string, Float32Array>();
+  const byWeight = new Map<string, Edit[]>();
   for (const e of edits) {
-    const target = model.arch.editTarget(e.layer);
-    const w = model.weights.get(target.weight)!;
-    let data = merged.get(target.weight);
-    if (!data) merged.set(target.weight, (data = w.data.slice()));
-    const [rows, cols] = w.shape as [number, number];
-    // in_out: W [F, D] += u vᵀ; out_in: W [D, F] += v uᵀ
-    const [a, b] = target.layout === "in_out" ? [e.u, e.v] : [e.v, e.u];
-    applyUpdate({ dims: [rows, cols], type: "float32", data }, a, b);
+    const target = model.arch.editTarget(e.layer).weight;
+    byWeight.set(target, [...(byWeight.get(target) ?? []), e]);
   }
+  // Tensors are read back from the model's source and written one at a time.
   const tensors: Record<string, TensorToWrite> = {};
-  for (const [name, w] of model.weights) {
-    tensors[model.storedNames.get(name) ?? name] = { dtype: "F32", shape: w.shape, data: merged.get(name) ?? w.data };
+  for (const name of model.weights.keys()) {
+    const shape = model.weights.shapeOf?.(name) ?? model.weights.get(name)!.shape;
+    tensors[model.storedNames.get(name) ?? name] = {
+      dtype: "F32", shape, data: () => {
+        const w = model.weights.get(name)!;
+        const merging = byWeight.get(name);
+        if (!merging) return w.data;
+        const data = w.data.slice(); // a Map source's array is the caller's: never modified
+        const [rows, cols] = w.shape as [number, number];
+        for (const e of merging) {
+          // in_out: W [F, D] += u vᵀ; out_in: W [D, F] += v uᵀ
+          const [a, b] = model.arch.editTarget(e.layer).layout === "in_out" ? [e.u, e.v] : [e.v, e.u];
+          applyUpdate({ dims: [rows, cols], type: "float32", data }, a, b);
+        }
+        return data;
+      },
+    };
   }
   writeSafetensors(join(dir, "model.safetensors"), tensors, {
     format: "pt",

@@ -53,8 +53,6 @@ export interface RomeEdit extends Edit {
   seconds: { templates: number; key: number; value: number; update: number; total: number };
 }
 
-const templateCache = new WeakMap<Model, Map<string, Promise<string[]>>>();
-
 export async function rome(model: Model, request: RomeRequest, options: RomeOptions = {}): Promise<RomeEdit> {
   checkOptionNames("rome", options, OPTIONS);
   checkOptionNames("rome request", request, ["prompt", "subject", "targetNew", "targetTrue"]);
@@ -133,14 +131,8 @@ export async function rome(model: Model, request: RomeRequest, options: RomeOpti
   };
 }
 
+/** Sampled templates, kept under the model (they depend only on the model, lengths and seed). */
 function sampledTemplates(model: Model, hp: RomeHparams, seed: number): Promise<string[]> {
-  let byKey = templateCache.get(model);
-  if (!byKey) templateCache.set(model, (byKey = new Map()));
-  const key = JSON.stringify([hp.contextTemplateLengths, seed]);
-  let t = byKey.get(key);
-  if (!t) {
-    t = contextTemplates(model, { lengths: hp.contextTemplateLengths, seed });
-    byKey.set(key, t);
-  }
-  return t;
+  const key = `templates:${JSON.stringify([hp.contextTemplateLengths, seed])}`;
+  return model.resources.get(key, () => contextTemplates(model, { lengths: hp.contextTemplateLengths, seed }));
 }

@@ -2,13 +2,15 @@
 // loss: δ added at each prompt's subject-last token, the layers above (with their edits), the head
 // at the target and KL positions, NLL of the new object plus the KL term. The gradient graph is
 // derived from it by lib/graph/autodiff.ts — nothing here is differentiated by hand — and one
-// onnxruntime session run gives the loss and d loss / d δ.
-import ort from "onnxruntime-node";
+// onnxruntime session run gives the loss and d loss / d δ. The model's weights are inputs of the
+// graph, not initializers: the session holds no copy of the layers above, and each edit feeds them
+// read back from the model's source (freed when the edit is done).
 import { buildGradient } from "../graph/autodiff.js";
 import { attr } from "../graph/builder.js";
 import { emitContext, emitEditedMlp } from "../graph/segments.js";
 import { RomeError } from "../errors.js";
 import type { Model } from "../runtime/model.js";
+import { SegmentSession } from "../runtime/session.js";
 
 /**
  * Value names of the loss graph (B prompts, W window columns: those from the earliest subject-last
@@ -35,27 +37,20 @@ export const VG = {
 
 export interface ValueSession {
   layer: number;
-  session: ort.InferenceSession;
+  session: SegmentSession;
+  /** The model weights the graph takes as inputs (fed under their own names). */
+  weightNames: string[];
 }
 
-const cache = new WeakMap<Model, Map<number, Promise<ValueSession>>>();
-
-/** The gradient session for edits at `layer` (built once per model and layer). */
+/** The gradient session for edits at `layer` (built once per model and layer, freed with the model). */
 export function valueSession(model: Model, layer: number): Promise<ValueSession> {
-  let byLayer = cache.get(model);
-  if (!byLayer) cache.set(model, (byLayer = new Map()));
-  let s = byLayer.get(layer);
-  if (!s) {
-    s = build(model, layer);
-    byLayer.set(layer, s);
-  }
-  return s;
+  return model.resources.get(`value-session:${layer}`, () => build(model, layer), (s) => s.session.release());
 }
 
 async function build(model: Model, layer: number): Promise<ValueSession> {
   const cfg = model.config;
-  const { b, ...rest } = emitContext(`value${layer}`, cfg, model.weights);
-  const ctx = { b, ...rest };
+  const ctx = emitContext(`value${layer}`, cfg, model.weights, true);
+  const { b } = ctx;
   const D = cfg.nEmbd;
   const H = cfg.nHead;
   const Dh = D / H;
@@ -92,8 +87,7 @@ async function build(model: Model, layer: number): Promise<ValueSession> {
   b.output(VG.klLogprobs, lpKl, "float32", [1, cfg.vocabSize]);
   const grad = buildGradient(b, { loss: VG.loss, wrt: [VG.delta], keep: [VG.nll, VG.kl, VG.targetLogprobs, VG.klLogprobs] });
   try {
-    const session = await ort.InferenceSession.create(grad.toBytes(), { intraOpNumThreads: model.threads, interOpNumThreads: 1, graphOptimizationLevel: "all", logSeverityLevel: 3 });
-    return { layer, session };
+    return { layer, session: await SegmentSession.fromGraph(grad, { threads: model.threads }), weightNames: ctx.weightNames };
   } catch (e) {
     throw new RomeError("ERR_ONNX", `onnxruntime rejected the value-gradient graph of layer ${layer}: ${(e as Error).message}`, { cause: e });
   }

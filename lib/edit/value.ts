@@ -4,10 +4,10 @@
 // clamp · ‖v_init‖ after each step. Layers up to the edited one, and the layers above over the
 // columns before the subject, run once per edit; each step is one run of the derived gradient graph
 // over the layers above, at the columns from the subject on.
-import ort from "onnxruntime-node";
 import { RomeError } from "../errors.js";
 import { attentionBias, padBatch, sliceColumns, splitBatch } from "../runtime/batch.js";
 import type { Model } from "../runtime/model.js";
+import type { Feed } from "../runtime/session.js";
 import type { Located } from "./lookup.js";
 import { valueSession, VG } from "./value-graph.js";
 
@@ -75,8 +75,8 @@ export async function computeValue(model: Model, layer: number, rewriting: reado
     }
   });
   const Nn = targets.length;
-  const tensor = (data: Float32Array | BigInt64Array, dims: number[]) => new ort.Tensor(data instanceof BigInt64Array ? "int64" : "float32", data, dims);
-  const feeds: Record<string, ort.Tensor> = {
+  const tensor = (data: Float32Array | BigInt64Array, dims: number[]): Feed => ({ data, dims });
+  const feeds: Record<string, Feed> = {
     [VG.resid]: tensor(sliceColumns(lower.resid, B, T, D, P0, T), [B, W, D]),
     [VG.mask]: tensor(mask, [B, W, 1]),
     [VG.bias]: tensor(attentionBias(win), [B, 1, W, T]),
@@ -92,7 +92,13 @@ export async function computeValue(model: Model, layer: number, rewriting: reado
     feeds[`edit_u_${l}`] = tensor(f?.u ?? new Float32Array(0), [cfg.nInner, f?.rank ?? 0]);
     feeds[`edit_v_${l}`] = tensor(f?.v ?? new Float32Array(0), [f?.rank ?? 0, D]);
   }
-  const { session } = await valueSession(model, layer);
+  const { session, weightNames } = await valueSession(model, layer);
+  // The weights of the layers above and the head, read back for this edit only.
+  for (const name of weightNames) {
+    const w = model.weights.get(name)!;
+    feeds[name] = tensor(w.data, w.shape);
+  }
+  const fetch = session.outputNames;
   const t1 = performance.now();
 
   const delta = new Float32Array(D);
@@ -105,15 +111,15 @@ export async function computeValue(model: Model, layer: number, rewriting: reado
     // the KL term off (it and its gradient are zero there anyway) and keeps the distribution.
     feeds[VG.klInit] = tensor(klInit ?? new Float32Array(cfg.vocabSize), [1, cfg.vocabSize]);
     feeds[VG.klFactor] = tensor(Float32Array.of(klInit ? p.klFactor : 0), []);
-    const out = await session.run(feeds);
-    klInit ??= (out[VG.klLogprobs]!.data as Float32Array).slice();
-    const nll = (out[VG.nll]!.data as Float32Array)[0]!;
-    const klv = (out[VG.kl]!.data as Float32Array)[0]!;
+    const out = await session.run(feeds, fetch);
+    klInit ??= out[VG.klLogprobs]!.slice();
+    const nll = out[VG.nll]![0]!;
+    const klv = out[VG.kl]![0]!;
     const dn = norm(delta);
     const wd = p.weightDecay * (dn / (initNorm * initNorm));
     const loss = nll + klv + wd;
     if (!Number.isFinite(loss)) throw new RomeError("ERR_NOT_FINITE", `the value optimisation diverged at step ${it} (loss ${loss}); lower the learning rate`);
-    const tl = out[VG.targetLogprobs]!.data as Float32Array;
+    const tl = out[VG.targetLogprobs]!;
     let avgProb = 0;
     for (let b = 0; b < rewriting.length; b++) {
       let s = 0;
@@ -122,7 +128,7 @@ export async function computeValue(model: Model, layer: number, rewriting: reado
     }
     losses.push({ loss, nll, kl: klv, weightDecay: wd, avgProb });
     if (loss < 5e-2 || it === p.steps - 1) break;
-    const g = (out[`grad_${VG.delta}`]!.data as Float32Array).slice();
+    const g = out[`grad_${VG.delta}`]!.slice();
     // d/dδ of wd · ‖δ‖ / ‖v_init‖² (0 at δ = 0, as PyTorch's norm gradient)
     if (dn > 0) for (let i = 0; i < D; i++) g[i] = Math.fround(g[i]! + Math.fround((p.weightDecay / (initNorm * initNorm)) * (delta[i]! / dn)));
     adam.step(delta, g);

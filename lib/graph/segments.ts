@@ -2,7 +2,7 @@
 // state — after the embeddings, after each attention half-block, after each MLP half-block — and a
 // head evaluated at selected positions only. The I/O names below are the contract with the engine;
 // the bodies come from the architecture description.
-import type { ArchDescription, EmitContext, Weights } from "../model/arch/types.js";
+import type { ArchDescription, EmitContext, WeightSource } from "../model/arch/types.js";
 import type { ModelConfig } from "../model/config.js";
 import { RomeError } from "../errors.js";
 import { attr, GraphBuilder } from "./builder.js";
@@ -40,26 +40,32 @@ export interface Segment {
   graph: GraphBuilder;
 }
 
-/** A builder named `name` whose `w(weight)` adds the model's weight as an initializer once. */
-export function emitContext(name: string, cfg: ModelConfig, weights: Weights): EmitContext {
+/**
+ * A builder named `name` whose `w(weight)` adds the model's weight to the graph once: as an
+ * initializer (the session holds its own copy), or with `asInputs` as a graph input of the same
+ * name that every run feeds (the graph holds no weights). `weightNames` lists those added.
+ */
+export function emitContext(name: string, cfg: ModelConfig, weights: WeightSource, asInputs = false): EmitContext & { weightNames: string[] } {
   const b = new GraphBuilder(name);
-  const added = new Set<string>();
+  const weightNames: string[] = [];
   return {
     b,
     cfg,
+    weightNames,
     w(wname) {
-      const weight = weights.get(wname);
-      if (!weight) throw new RomeError("ERR_MISSING_TENSOR", `segment ${name} needs weight '${wname}', which the model does not have`);
-      if (!added.has(wname)) {
-        b.initializer(wname, weight.shape, weight.data);
-        added.add(wname);
-      }
+      if (weightNames.includes(wname)) return wname;
+      const weight = asInputs ? undefined : weights.get(wname);
+      const shape = asInputs ? (weights.shapeOf?.(wname) ?? weights.get(wname)?.shape) : weight?.shape;
+      if (!shape) throw new RomeError("ERR_MISSING_TENSOR", `segment ${name} needs weight '${wname}', which the model does not have`);
+      if (weight) b.initializer(wname, shape, weight.data);
+      else b.input(wname, "float32", shape);
+      weightNames.push(wname);
       return wname;
     },
   };
 }
 
-export function compileEmbed(arch: ArchDescription, cfg: ModelConfig, weights: Weights): Segment {
+export function compileEmbed(arch: ArchDescription, cfg: ModelConfig, weights: WeightSource): Segment {
   const ctx = emitContext("embed", cfg, weights);
   const { b } = ctx;
   const D = cfg.nEmbd;
@@ -71,7 +77,7 @@ export function compileEmbed(arch: ArchDescription, cfg: ModelConfig, weights: W
   return { kind: "embed", layer: -1, graph: b };
 }
 
-export function compileAttention(arch: ArchDescription, cfg: ModelConfig, weights: Weights, layer: number): Segment {
+export function compileAttention(arch: ArchDescription, cfg: ModelConfig, weights: WeightSource, layer: number): Segment {
   const ctx = emitContext(`attn${layer}`, cfg, weights);
   const { b } = ctx;
   const D = cfg.nEmbd;
@@ -97,7 +103,7 @@ export function compileAttention(arch: ArchDescription, cfg: ModelConfig, weight
   return { kind: "attn", layer, graph: b };
 }
 
-export function compileMlp(arch: ArchDescription, cfg: ModelConfig, weights: Weights, layer: number): Segment {
+export function compileMlp(arch: ArchDescription, cfg: ModelConfig, weights: WeightSource, layer: number): Segment {
   const ctx = emitContext(`mlp${layer}`, cfg, weights);
   const { b } = ctx;
   const D = cfg.nEmbd;
@@ -122,7 +128,7 @@ export function emitEditedMlp(arch: ArchDescription, ctx: EmitContext, layer: nu
   return { mlpKey: out.mlpKey, mlpOut: b.op("Add", [out.mlpOut, b.op("MatMul", [b.op("MatMul", [out.mlpKey, u]), v])]) };
 }
 
-export function compileHead(arch: ArchDescription, cfg: ModelConfig, weights: Weights): Segment {
+export function compileHead(arch: ArchDescription, cfg: ModelConfig, weights: WeightSource): Segment {
   const ctx = emitContext("head", cfg, weights);
   const { b } = ctx;
   const resid = b.input(IO.resid, "float32", ["B", "T", cfg.nEmbd]);
@@ -136,7 +142,7 @@ export function compileHead(arch: ArchDescription, cfg: ModelConfig, weights: We
  * The head of causal tracing's scores: log p(answer) at selected positions, computed inside the
  * graph so only (N, 1) values leave onnxruntime instead of (N, V) logits.
  */
-export function compileScoreHead(arch: ArchDescription, cfg: ModelConfig, weights: Weights): Segment {
+export function compileScoreHead(arch: ArchDescription, cfg: ModelConfig, weights: WeightSource): Segment {
   const ctx = emitContext("score", cfg, weights);
   const { b } = ctx;
   const resid = b.input(IO.resid, "float32", ["B", "T", cfg.nEmbd]);
@@ -148,7 +154,7 @@ export function compileScoreHead(arch: ArchDescription, cfg: ModelConfig, weight
 }
 
 /** Every segment of the model, in execution order. */
-export function compileSegments(arch: ArchDescription, cfg: ModelConfig, weights: Weights): Segment[] {
+export function compileSegments(arch: ArchDescription, cfg: ModelConfig, weights: WeightSource): Segment[] {
   const segs = [compileEmbed(arch, cfg, weights)];
   for (let l = 0; l < cfg.nLayer; l++) {
     segs.push(compileAttention(arch, cfg, weights, l), compileMlp(arch, cfg, weights, l));

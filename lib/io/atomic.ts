@@ -7,10 +7,11 @@ import { randomBytes } from "node:crypto";
 import { RomeError } from "../errors.js";
 
 /**
- * Atomically replaces `file` with `data`: a string (written as UTF-8), bytes, or a list of byte
- * chunks written in order (large files are never concatenated in memory). Throws ERR_IO.
+ * Atomically replaces `file` with `data`: a string (written as UTF-8), bytes, or byte chunks (a
+ * list or a generator) written in order (large files are never concatenated in memory). Throws
+ * ERR_IO; an error thrown by a generator while producing a chunk is rethrown as it is.
  */
-export function writeFileAtomic(file: string, data: string | Uint8Array | readonly Uint8Array[]): void {
+export function writeFileAtomic(file: string, data: string | Uint8Array | Iterable<Uint8Array>): void {
   const dir = path.dirname(path.resolve(file));
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
   let fd: number | undefined;
@@ -27,6 +28,7 @@ export function writeFileAtomic(file: string, data: string | Uint8Array | readon
   } catch (cause) {
     if (fd !== undefined) try { fs.closeSync(fd); } catch { /* already failing */ }
     try { fs.unlinkSync(tmp); } catch { /* not created or already renamed */ }
+    if (cause instanceof RomeError) throw cause;
     throw new RomeError("ERR_IO", `Could not write ${file}: ${(cause as Error).message}`, { cause });
   }
 }

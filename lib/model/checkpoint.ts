@@ -1,27 +1,40 @@
-// Loads a Hugging Face model directory: config.json, then model.safetensors or the shards named by
+// Opens a Hugging Face model directory: config.json, then model.safetensors or the shards named by
 // model.safetensors.index.json. Weights are found by canonical name under the description's
-// prefixes, checked against the shapes the config implies, and widened to f32.
+// prefixes and checked against the shapes the config implies; they are read (widened to f32) on
+// demand, one tensor at a time, or all at once by loadCheckpoint.
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { RomeError } from "../errors.js";
 import { findArchitecture } from "./arch/index.js";
-import type { ArchDescription, Weights } from "./arch/types.js";
+import type { ArchDescription, Weight, Weights } from "./arch/types.js";
 import { readConfigJson, type ModelConfig } from "./config.js";
 import { SafetensorsFile } from "./safetensors.js";
+import { CheckpointWeights } from "./weights.js";
 
+/** A checkpoint opened for reading: config checked, every weight located and its shape checked,
+ * no tensor read yet. `weights` reads on demand and must be closed (Model.dispose does). */
+export interface OpenCheckpoint {
+  dir: string;
+  arch: ArchDescription;
+  config: ModelConfig;
+  weights: CheckpointWeights;
+  /** Canonical weight name → the name it has in the checkpoint (exports keep the input's layout). */
+  storedNames: Map<string, string>;
+}
+
+/** A checkpoint read whole into memory. */
 export interface Checkpoint {
   dir: string;
   arch: ArchDescription;
   config: ModelConfig;
   weights: Weights;
-  /** Canonical weight name → the name it has in the checkpoint (exports keep the input's layout). */
   storedNames: Map<string, string>;
   /** Hash of the config and a sample of every weight: identifies the model for statistics caches. */
   fingerprint: string;
 }
 
-export function loadCheckpoint(dir: string): Checkpoint {
+export function openCheckpoint(dir: string): OpenCheckpoint {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     throw new RomeError("ERR_MODEL_DIR", `Model directory ${dir} does not exist; pass the path of a Hugging Face model directory (config.json + *.safetensors)`);
   }
@@ -31,8 +44,7 @@ export function loadCheckpoint(dir: string): Checkpoint {
   const config = arch.config(raw, configPath);
   const files = openWeightFiles(dir);
   try {
-    const weights: Weights = new Map();
-    const storedNames = new Map<string, string>();
+    const located = new Map<string, { file: SafetensorsFile; stored: string; shape: number[] }>();
     for (const [name, shape] of arch.weightShapes(config)) {
       const found = locate(files, arch.prefixes, name);
       if (!found) {
@@ -43,12 +55,25 @@ export function loadCheckpoint(dir: string): Checkpoint {
       if (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i])) {
         throw new RomeError("ERR_SHAPE", `${file.path}: tensor '${stored}' has shape [${entry.shape}] but config.json implies [${shape}]`);
       }
-      weights.set(name, { shape, data: file.readFloat32(stored) });
-      storedNames.set(name, stored);
+      located.set(name, { file, stored, shape });
     }
-    return { dir, arch, config, weights, storedNames, fingerprint: fingerprint(config, weights) };
-  } finally {
+    const weights = new CheckpointWeights(files, located);
+    return { dir, arch, config, weights, storedNames: weights.storedNames() };
+  } catch (e) {
     for (const f of files) f.close();
+    throw e;
+  }
+}
+
+/** Reads a whole checkpoint into memory (tests and conversions; Model.load streams instead). */
+export function loadCheckpoint(dir: string): Checkpoint {
+  const open = openCheckpoint(dir);
+  try {
+    const weights: Weights = new Map();
+    for (const name of open.weights.keys()) weights.set(name, open.weights.get(name)!);
+    return { dir, arch: open.arch, config: open.config, weights, storedNames: open.storedNames, fingerprint: fingerprint(open.config, weights) };
+  } finally {
+    open.weights.close();
   }
 }
 
@@ -94,15 +119,36 @@ function locate(files: SafetensorsFile[], prefixes: string[], name: string): [Sa
 
 /** Deterministic model identity: config, names, shapes and a strided sample of every weight. */
 export function fingerprint(config: ModelConfig, weights: Weights): string {
-  const h = createHash("sha256");
-  h.update(JSON.stringify(config));
-  for (const name of [...weights.keys()].sort()) {
-    const w = weights.get(name)!;
-    h.update(`${name}:${w.shape.join("x")};`);
+  const f = new Fingerprint(config);
+  for (const [name, w] of weights) f.add(name, w);
+  return f.digest();
+}
+
+/** The fingerprint computed while the weights stream past once, in any order (each name once). */
+export class Fingerprint {
+  private readonly samples = new Map<string, { shape: number[]; sample: Float32Array }>();
+
+  constructor(private readonly config: ModelConfig) {}
+
+  has(name: string): boolean {
+    return this.samples.has(name);
+  }
+
+  add(name: string, w: Weight): void {
     const stride = Math.max(1, Math.floor(w.data.length / 4096));
     const sample = new Float32Array(Math.ceil(w.data.length / stride));
     for (let i = 0, j = 0; i < w.data.length; i += stride, j++) sample[j] = w.data[i]!;
-    h.update(new Uint8Array(sample.buffer));
+    this.samples.set(name, { shape: w.shape, sample });
   }
-  return h.digest("hex").slice(0, 32);
+
+  digest(): string {
+    const h = createHash("sha256");
+    h.update(JSON.stringify(this.config));
+    for (const name of [...this.samples.keys()].sort()) {
+      const { shape, sample } = this.samples.get(name)!;
+      h.update(`${name}:${shape.join("x")};`);
+      h.update(new Uint8Array(sample.buffer));
+    }
+    return h.digest("hex").slice(0, 32);
+  }
 }

@@ -189,7 +189,8 @@ function halfToFloat(h: number): number {
 export interface TensorToWrite {
   dtype: "F32" | "F64";
   shape: number[];
-  data: Float32Array | Float64Array;
+  /** The values, or a function that produces them when the file is written (one tensor in memory at a time). */
+  data: Float32Array | Float64Array | (() => Float32Array | Float64Array);
 }
 
 /** Writes tensors (sorted by name, 8-byte aligned) and string metadata to `path` atomically. */
@@ -198,22 +199,36 @@ export function writeSafetensors(path: string, tensors: Record<string, TensorToW
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
+  const sizes = new Map<string, number>();
   for (const name of names) {
     const t = tensors[name]!;
     const numel = t.shape.reduce((a, b) => a * b, 1);
-    if (numel !== t.data.length) throw new RomeError("ERR_SHAPE", `tensor '${name}': shape [${t.shape}] needs ${numel} values but data has ${t.data.length}`);
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
-    offset += t.data.byteLength;
+    if (typeof t.data !== "function") checkLength(name, t, t.data);
+    const bytes = numel * DTYPE_BYTES[t.dtype];
+    sizes.set(name, bytes);
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
   }
   let json = JSON.stringify(header);
   json += " ".repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
   const headerBytes = Buffer.from(json, "utf8");
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(headerBytes.length));
-  const parts: Uint8Array[] = [len, headerBytes];
-  for (const name of names) {
-    const d = tensors[name]!.data;
-    parts.push(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+  function* parts(): Generator<Uint8Array> {
+    yield len;
+    yield headerBytes;
+    for (const name of names) {
+      const t = tensors[name]!;
+      const d = typeof t.data === "function" ? checkLength(name, t, t.data()) : t.data;
+      if (d.byteLength !== sizes.get(name)) throw new RomeError("ERR_SHAPE", `tensor '${name}' is ${d.constructor.name} but its dtype is ${t.dtype}`);
+      yield new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+    }
   }
-  writeFileAtomic(path, parts);
+  writeFileAtomic(path, parts());
+}
+
+function checkLength<T extends Float32Array | Float64Array>(name: string, t: TensorToWrite, data: T): T {
+  const numel = t.shape.reduce((a, b) => a * b, 1);
+  if (numel !== data.length) throw new RomeError("ERR_SHAPE", `tensor '${name}': shape [${t.shape}] needs ${numel} values but data has ${data.length}`);
+  return data;
 }

@@ -3,11 +3,12 @@
 // reads it. A run can start at any layer from given states, stop early, reuse and return KV
 // caches, and evaluate the head at selected positions only. Counts the FLOPs it executes
 // into the meter a caller passes.
-import type { ArchDescription, Weights } from "../model/arch/types.js";
+import type { ArchDescription, WeightSource } from "../model/arch/types.js";
 import type { ModelConfig } from "../model/config.js";
-import { compileAttention, compileEmbed, compileHead, compileMlp, compileScoreHead, IO } from "../graph/segments.js";
+import { compileAttention, compileEmbed, compileHead, compileMlp, compileScoreHead, IO, type Segment } from "../graph/segments.js";
 import { RomeError } from "../errors.js";
 import { attentionBias, type Batch } from "./batch.js";
+import { throwIfAborted, type CallOptions } from "./call.js";
 import { attnFlops, headFlops, mlpFlops } from "./flops.js";
 import { SegmentSession, type SessionOptions } from "./session.js";
 
@@ -96,25 +97,31 @@ export class Engine {
     private readonly scoreSeg: SegmentSession,
   ) {}
 
-  static async create(arch: ArchDescription, cfg: ModelConfig, weights: Weights, opts: SessionOptions): Promise<Engine> {
-    const attn: SegmentSession[] = [];
-    const mlp: SegmentSession[] = [];
-    const embed = await SegmentSession.create(compileEmbed(arch, cfg, weights), opts);
-    for (let l = 0; l < cfg.nLayer; l++) {
-      attn.push(await SegmentSession.create(compileAttention(arch, cfg, weights, l), opts));
-      mlp.push(await SegmentSession.create(compileMlp(arch, cfg, weights, l), opts));
+  /**
+   * Compiles and opens the segments one at a time: each reads its weights from `weights` (a
+   * checkpoint-backed source reads them from the file just for it), hands them to onnxruntime and
+   * lets go of them before the next, yielding to the event loop in between. Progress is reported as
+   * phase "load" in segments; an abort releases the sessions already opened.
+   */
+  static async create(arch: ArchDescription, cfg: ModelConfig, weights: WeightSource, opts: SessionOptions, call: CallOptions = {}): Promise<Engine> {
+    const compile: (() => Segment)[] = [() => compileEmbed(arch, cfg, weights)];
+    for (let l = 0; l < cfg.nLayer; l++) compile.push(() => compileAttention(arch, cfg, weights, l), () => compileMlp(arch, cfg, weights, l));
+    compile.push(() => compileHead(arch, cfg, weights), () => compileScoreHead(arch, cfg, weights));
+    const sessions: SegmentSession[] = [];
+    try {
+      for (const [i, segment] of compile.entries()) {
+        await new Promise((resolve) => setImmediate(resolve));
+        throwIfAborted(call.signal);
+        sessions.push(await SegmentSession.create(segment(), opts));
+        call.onProgress?.({ phase: "load", done: i + 1, total: compile.length });
+      }
+    } catch (e) {
+      for (const s of sessions) await s.release();
+      throw e;
     }
-    const head = await SegmentSession.create(compileHead(arch, cfg, weights), opts);
-    const score = await SegmentSession.create(compileScoreHead(arch, cfg, weights), opts);
-    return new Engine(cfg, embed, attn, mlp, head, score);
-  }
-
-  /** Replaces the MLP segment of `layer` (after its base weights changed, e.g. a merged edit). */
-  async replaceMlp(arch: ArchDescription, weights: Weights, layer: number, opts: SessionOptions): Promise<void> {
-    const next = await SegmentSession.create(compileMlp(arch, this.config, weights, layer), opts);
-    const prev = this.mlpSegs[layer]!;
-    this.mlpSegs[layer] = next;
-    await prev.release();
+    const [embed, ...rest] = sessions;
+    const layers = rest.slice(0, 2 * cfg.nLayer);
+    return new Engine(cfg, embed!, layers.filter((_, i) => i % 2 === 0), layers.filter((_, i) => i % 2 === 1), rest.at(-2)!, rest.at(-1)!);
   }
 
   /** Sets (or, with rank 0 / undefined, clears) the edit factors every later run of `layer` uses. */

@@ -2,13 +2,15 @@
 // operations users call — next-token logits, top-k predictions, generation with a KV cache,
 // teacher-forced log-probabilities — and `forward` for recorded intermediate states.
 import { checkInt, checkOptionNames, RomeError } from "../errors.js";
-import type { ArchDescription, Weights } from "../model/arch/types.js";
-import { fingerprint, loadCheckpoint } from "../model/checkpoint.js";
+import type { ArchDescription, Weights, WeightSource } from "../model/arch/types.js";
+import { Fingerprint, fingerprint, openCheckpoint } from "../model/checkpoint.js";
 import type { ModelConfig } from "../model/config.js";
 import { Tokenizer } from "../model/tokenizer.js";
 import { nextStep, padBatch } from "./batch.js";
 import { Engine, SITES, type RunResult, type Site } from "./engine.js";
 import { EditSet } from "./edits.js";
+import { ModelResources } from "./resources.js";
+import type { CallOptions } from "./call.js";
 import { logSoftmaxAt, pickToken, seededRandom, softmax, topK } from "./sampling.js";
 
 export interface LoadOptions {
@@ -18,6 +20,10 @@ export interface LoadOptions {
   batchSize?: number;
 }
 const LOAD_OPTIONS = ["threads", "batchSize"] as const;
+
+function checkLoadOptions(options: LoadOptions): { threads: number; batchSize: number } {
+  return { threads: checkInt("threads", options.threads ?? 1, 1, 64), batchSize: checkInt("batchSize", options.batchSize ?? 64, 1, 4096) };
+}
 
 export interface Prediction { token: string; id: number; prob: number }
 export interface LogprobResult {
@@ -43,8 +49,12 @@ export interface ForwardOptions {
 export class Model {
   readonly config: ModelConfig;
   readonly arch: ArchDescription;
-  /** Base weights by canonical name. Edits never modify these in place without recording it. */
-  readonly weights: Weights;
+  /**
+   * Base weights by canonical name, never modified. For a loaded model each `get` reads the tensor
+   * back from the checkpoint file (nothing stays resident beside onnxruntime's copy); for a model
+   * built with fromWeights it is the caller's Map.
+   */
+  readonly weights: WeightSource;
   readonly fingerprint: string;
   readonly engine: Engine;
   readonly threads: number;
@@ -55,9 +65,12 @@ export class Model {
   readonly sourceDir?: string;
   /** Canonical weight name → name in the checkpoint. */
   readonly storedNames: Map<string, string>;
+  /** Sessions and caches this model created (gradient sessions, context templates); freed by dispose(). */
+  readonly resources = new ModelResources();
   private readonly tok?: Tokenizer;
+  private readonly onDispose?: () => void;
 
-  private constructor(init: { arch: ArchDescription; config: ModelConfig; weights: Weights; fingerprint: string; engine: Engine; tokenizer?: Tokenizer; threads: number; batchSize: number; sourceDir?: string; storedNames?: Map<string, string> }) {
+  private constructor(init: { arch: ArchDescription; config: ModelConfig; weights: WeightSource; fingerprint: string; engine: Engine; tokenizer?: Tokenizer; threads: number; batchSize: number; sourceDir?: string; storedNames?: Map<string, string>; onDispose?: () => void }) {
     this.arch = init.arch;
     this.config = init.config;
     this.weights = init.weights;
@@ -69,24 +82,51 @@ export class Model {
     this.sourceDir = init.sourceDir;
     this.storedNames = init.storedNames ?? new Map([...init.weights.keys()].map((k) => [k, init.arch.prefixes[0] + k]));
     this.edits = new EditSet(init.engine, init.config);
+    this.onDispose = init.onDispose;
   }
 
-  /** Loads a Hugging Face model directory (config.json, safetensors, tokenizer files). */
-  static async load(dir: string, options: LoadOptions = {}): Promise<Model> {
-    checkOptionNames("Model.load", options, LOAD_OPTIONS);
-    const ckpt = loadCheckpoint(dir);
-    const tokenizer = await Tokenizer.load(dir);
-    if (tokenizer.vocabSize > ckpt.config.vocabSize) {
-      throw new RomeError("ERR_TOKENIZER", `${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${ckpt.config.vocabSize}`);
+  /**
+   * Loads a Hugging Face model directory (config.json, safetensors, tokenizer files). The weights
+   * stream from the file one segment at a time into onnxruntime, with the event loop served in
+   * between; the file stays open until dispose(), to read base weights back when needed.
+   */
+  static async load(dir: string, options: LoadOptions & CallOptions = {}): Promise<Model> {
+    checkOptionNames("Model.load", options, [...LOAD_OPTIONS, "signal", "onProgress"]);
+    const { threads, batchSize } = checkLoadOptions(options);
+    const ckpt = openCheckpoint(dir);
+    try {
+      const tokenizer = await Tokenizer.load(dir);
+      if (tokenizer.vocabSize > ckpt.config.vocabSize) {
+        throw new RomeError("ERR_TOKENIZER", `${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${ckpt.config.vocabSize}`);
+      }
+      // The fingerprint samples each weight the first time a segment reads it.
+      const fp = new Fingerprint(ckpt.config);
+      const source = ckpt.weights;
+      const sampled: WeightSource = {
+        get(name) {
+          const w = source.get(name);
+          if (w && !fp.has(name)) fp.add(name, w);
+          return w;
+        },
+        keys: () => source.keys(),
+        shapeOf: (name) => source.shapeOf(name),
+      };
+      const engine = await Engine.create(ckpt.arch, ckpt.config, sampled, { threads }, options);
+      for (const name of source.keys()) if (!fp.has(name)) fp.add(name, source.get(name)!);
+      return new Model({
+        arch: ckpt.arch, config: ckpt.config, weights: source, engine, threads, batchSize, tokenizer, sourceDir: dir,
+        storedNames: ckpt.storedNames, fingerprint: fp.digest(), onDispose: () => source.close(),
+      });
+    } catch (e) {
+      ckpt.weights.close();
+      throw e;
     }
-    return Model.fromWeights(ckpt.arch, ckpt.config, ckpt.weights, { ...options, tokenizer, fingerprint: ckpt.fingerprint, sourceDir: dir, storedNames: ckpt.storedNames });
   }
 
   /** Builds a model from weights in memory (tests, benchmarks, converted checkpoints). */
   static async fromWeights(arch: ArchDescription, config: ModelConfig, weights: Weights,
     options: LoadOptions & { tokenizer?: Tokenizer; fingerprint?: string; sourceDir?: string; storedNames?: Map<string, string> } = {}): Promise<Model> {
-    const threads = checkInt("threads", options.threads ?? 1, 1, 64);
-    const batchSize = checkInt("batchSize", options.batchSize ?? 64, 1, 4096);
+    const { threads, batchSize } = checkLoadOptions(options);
     const engine = await Engine.create(arch, config, weights, { threads });
     return new Model({
       arch, config, weights, engine, threads, batchSize, tokenizer: options.tokenizer, sourceDir: options.sourceDir, storedNames: options.storedNames,
@@ -242,7 +282,11 @@ export class Model {
     return { records: res.records, logits: res.logits!, B: seqs.length, T };
   }
 
+  /** Frees the engine's sessions, everything the model created (gradient sessions, caches) and
+   * the checkpoint file. The model cannot be used afterwards. */
   async dispose(): Promise<void> {
+    await this.resources.dispose();
     await this.engine.release();
+    this.onDispose?.();
   }
 }

@@ -1,7 +1,9 @@
-// One onnxruntime session per segment, created from the compiled graph's bytes. Wraps `run` so
-// feeds are typed arrays with dims and failures arrive as RomeError("ERR_ONNX") naming the segment.
+// One onnxruntime session per compiled graph (a segment, or a graph such as ROME's value gradient),
+// created from the graph's bytes. The only place rome-node talks to onnxruntime: `run` takes typed
+// arrays with dims and failures arrive as RomeError("ERR_ONNX") naming the graph.
 import ort from "onnxruntime-node";
 import { RomeError } from "../errors.js";
+import type { GraphBuilder } from "../graph/builder.js";
 import type { Segment } from "../graph/segments.js";
 
 export type Feed = { data: Float32Array | BigInt64Array; dims: number[] };
@@ -14,10 +16,15 @@ export interface SessionOptions {
 export class SegmentSession {
   private constructor(readonly name: string, private readonly session: ort.InferenceSession) {}
 
-  static async create(segment: Segment, opts: SessionOptions): Promise<SegmentSession> {
-    const name = segment.graph.name;
+  static create(segment: Segment, opts: SessionOptions): Promise<SegmentSession> {
+    return SegmentSession.fromGraph(segment.graph, opts);
+  }
+
+  /** A session of any built graph; its serialised bytes are dropped once onnxruntime has them. */
+  static async fromGraph(graph: GraphBuilder, opts: SessionOptions): Promise<SegmentSession> {
+    const name = graph.name;
     try {
-      const session = await ort.InferenceSession.create(segment.graph.toBytes(), {
+      const session = await ort.InferenceSession.create(graph.toBytes(), {
         intraOpNumThreads: opts.threads,
         interOpNumThreads: 1,
         graphOptimizationLevel: "all",
@@ -26,12 +33,16 @@ export class SegmentSession {
       });
       return new SegmentSession(name, session);
     } catch (e) {
-      throw new RomeError("ERR_ONNX", `onnxruntime rejected segment ${name}: ${(e as Error).message}`, { cause: e });
+      throw new RomeError("ERR_ONNX", `onnxruntime rejected graph ${name}: ${(e as Error).message}`, { cause: e });
     }
   }
 
   get inputNames(): readonly string[] {
     return this.session.inputNames;
+  }
+
+  get outputNames(): readonly string[] {
+    return this.session.outputNames;
   }
 
   /** Runs the segment, computing only the outputs named in `fetch`. */

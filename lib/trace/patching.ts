@@ -91,7 +91,12 @@ export async function patchActivations(model: Model, options: PatchOptions): Pro
         for (let i = 0; i < D; i++) s.residMid[at + i] = s.resid[at + i]! + v[i]!;
       }),
       mlp: (l, s) => {
-        forEach(options.patches, "mlp_key", l, rows, (p, r, t) => patchKey(model, l, s, (r * T + t), value(p, l, r, t, cfg.nInner)));
+        // The layer's base weight, read back from the model's source once per layer patched.
+        let w: Float32Array | undefined; // (F, D) in_out
+        forEach(options.patches, "mlp_key", l, rows, (p, r, t) => {
+          w ??= model.weights.get(model.arch.editTarget(l).weight)!.data;
+          patchKey(model, l, w, s, (r * T + t), value(p, l, r, t, cfg.nInner));
+        });
         forEach(options.patches, "mlp_out", l, rows, (p, r, t) => {
           const v = value(p, l, r, t, D);
           const at = (r * T + t) * D;
@@ -118,9 +123,8 @@ function forEach(patches: readonly ActivationPatch[], site: PatchSite, layer: nu
 }
 
 /** Replaces the MLP key at one (row, position): resid_post += (k' − k) · W (+ edit factors). */
-function patchKey(model: Model, layer: number, s: MlpState, at: number, key: Float32Array): void {
+function patchKey(model: Model, layer: number, w: Float32Array, s: MlpState, at: number, key: Float32Array): void {
   const { nInner: F, nEmbd: D } = model.config;
-  const w = model.weights.get(model.arch.editTarget(layer).weight)!.data; // (F, D) in_out
   const f = model.engine.editFactorsOf(layer);
   const dk = new Float64Array(F);
   for (let i = 0; i < F; i++) dk[i] = key[i]! - s.mlpKey![at * F + i]!;

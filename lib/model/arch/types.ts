@@ -13,6 +13,15 @@ export interface Weight {
 
 export type Weights = Map<string, Weight>;
 
+/** Where a model's weights come from: a Map in memory, or a checkpoint read tensor by tensor on
+ * demand (each `get` is then a fresh read that the caller owns). */
+export interface WeightSource {
+  get(name: string): Weight | undefined;
+  keys(): Iterable<string>;
+  /** The named weight's shape, without reading it. */
+  shapeOf?(name: string): number[] | undefined;
+}
+
 /** Names of the standard values every segment body reads or must produce. */
 export interface EmbedIO {
   ids: string;        // (B, T) int64
