@@ -2,7 +2,7 @@
 // the caller's weight arrays, nodes with attributes. The node list stays structured (op, inputs,
 // outputs, attributes) so later passes — the reverse-mode gradient pass among them — can read it
 // before it is serialised to a ModelProto for onnxruntime.
-import { ProtoWriter } from "./protobuf.js";
+import { ProtoWriter, type Deferred } from "./protobuf.js";
 
 export type ElemType = "float32" | "int64" | "int32" | "bool" | "float64";
 export type Dim = number | string;
@@ -42,6 +42,8 @@ export interface InitializerDef {
   elem: ElemType;
   dims: number[];
   data: InitData;
+  /** Raw little-endian values written into the serialised graph by their source instead of `data`. */
+  deferred?: Deferred;
 }
 
 export class GraphBuilder {
@@ -83,6 +85,13 @@ export class GraphBuilder {
     return name;
   }
 
+  /** An initializer whose raw values `deferred` writes straight into the serialised graph (e.g.
+   * read from a checkpoint file), so no JavaScript copy of them exists before serialisation. */
+  deferredInitializer(name: string, dims: number[], deferred: Deferred, elem: ElemType = "float32"): string {
+    this.initializers.push({ name, elem, dims, data: new Uint8Array(0), deferred });
+    return name;
+  }
+
   /** Small constant tensors (shapes, axes, scalars). */
   constInt64(values: number[], dims: number[] = [values.length]): string {
     return this.initializer(this.fresh("c"), dims, BigInt64Array.from(values.map(BigInt)), "int64");
@@ -106,8 +115,8 @@ export class GraphBuilder {
     return outs;
   }
 
-  /** Serialises to an ONNX ModelProto. */
-  toBytes(opset = 20, irVersion = 10): Uint8Array {
+  /** Serialises to an ONNX ModelProto, into `into` when it is large enough (a reused buffer). */
+  toBytes(opset = 20, irVersion = 10, into?: Uint8Array): Uint8Array {
     const graph = new ProtoWriter();
     for (const n of this.nodes) graph.message(1, encodeNode(n));
     graph.string(2, this.name);
@@ -119,7 +128,7 @@ export class GraphBuilder {
     model.string(2, "rome-node");
     model.message(7, graph);
     model.message(8, new ProtoWriter().string(1, "").int(2, opset));
-    return model.finish();
+    return model.finish(into);
   }
 }
 
@@ -147,7 +156,11 @@ function encodeTensor(t: InitializerDef): ProtoWriter {
   for (const d of t.dims) w.int(1, d);
   w.int(2, ONNX_TYPE[t.elem]);
   w.string(8, t.name);
-  w.bytes(9, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  if (t.deferred) {
+    w.deferred(9, t.deferred);
+  } else {
+    w.bytes(9, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  }
   return w;
 }
 

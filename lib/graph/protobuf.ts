@@ -1,16 +1,23 @@
 // The few protobuf wire-format primitives needed to serialise an ONNX ModelProto: varints,
 // length-delimited fields and fixed32 floats. Messages are built bottom-up as lists of chunks and
-// concatenated once, so large initializers (raw weight bytes) are copied exactly one time.
+// concatenated once, so large initializers (raw weight bytes) are copied exactly one time — or, as
+// deferred fields, written straight into the final buffer by their producer (a file read).
+
+/** Bytes produced into the final buffer when the message is finished. */
+export interface Deferred {
+  byteLength: number;
+  write(target: Uint8Array): void;
+}
 
 export class ProtoWriter {
-  private readonly chunks: Uint8Array[] = [];
+  private readonly chunks: (Uint8Array | Deferred)[] = [];
   private size = 0;
 
   get byteLength(): number {
     return this.size;
   }
 
-  private push(bytes: Uint8Array): void {
+  private push(bytes: Uint8Array | Deferred): void {
     this.chunks.push(bytes);
     this.size += bytes.byteLength;
   }
@@ -55,6 +62,14 @@ export class ProtoWriter {
     return this;
   }
 
+  /** A length-delimited field whose `byteLength` bytes `content` writes at finish(). */
+  deferred(field: number, content: Deferred): this {
+    this.tag(field, 2);
+    this.varint(content.byteLength);
+    this.push(content);
+    return this;
+  }
+
   message(field: number, inner: ProtoWriter): this {
     this.tag(field, 2);
     this.varint(inner.size);
@@ -62,11 +77,13 @@ export class ProtoWriter {
     return this;
   }
 
-  finish(): Uint8Array {
-    const out = new Uint8Array(this.size);
+  /** The message's bytes, in a new buffer or at the start of `into` when it is large enough. */
+  finish(into?: Uint8Array): Uint8Array {
+    const out = into && into.byteLength >= this.size ? into.subarray(0, this.size) : new Uint8Array(this.size);
     let at = 0;
     for (const c of this.chunks) {
-      out.set(c, at);
+      if (c instanceof Uint8Array) out.set(c, at);
+      else c.write(out.subarray(at, at + c.byteLength));
       at += c.byteLength;
     }
     return out;

@@ -54,11 +54,14 @@ export function emitContext(name: string, cfg: ModelConfig, weights: WeightSourc
     weightNames,
     w(wname) {
       if (weightNames.includes(wname)) return wname;
-      const weight = asInputs ? undefined : weights.get(wname);
-      const shape = asInputs ? (weights.shapeOf?.(wname) ?? weights.get(wname)?.shape) : weight?.shape;
+      // Raw f32 bytes go straight from the source into the serialised graph when it can.
+      const raw = asInputs ? undefined : weights.rawF32?.(wname);
+      const weight = asInputs || raw ? undefined : weights.get(wname);
+      const shape = weights.shapeOf?.(wname) ?? weight?.shape ?? weights.get(wname)?.shape;
       if (!shape) throw new RomeError("ERR_MISSING_TENSOR", `segment ${name} needs weight '${wname}', which the model does not have`);
-      if (weight) b.initializer(wname, shape, weight.data);
-      else b.input(wname, "float32", shape);
+      if (asInputs) b.input(wname, "float32", shape);
+      else if (raw) b.deferredInitializer(wname, shape, raw);
+      else b.initializer(wname, shape, weight!.data);
       weightNames.push(wname);
       return wname;
     },
@@ -128,27 +131,20 @@ export function emitEditedMlp(arch: ArchDescription, ctx: EmitContext, layer: nu
   return { mlpKey: out.mlpKey, mlpOut: b.op("Add", [out.mlpOut, b.op("MatMul", [b.op("MatMul", [out.mlpKey, u]), v])]) };
 }
 
+/**
+ * The head at selected positions: the logits, and log p(answer) computed inside the graph (causal
+ * tracing's scores) so only (N, 1) values leave onnxruntime instead of (N, V) logits. One graph
+ * serves both, so the session holds the unembedding matrix once.
+ */
 export function compileHead(arch: ArchDescription, cfg: ModelConfig, weights: WeightSource): Segment {
   const ctx = emitContext("head", cfg, weights);
   const { b } = ctx;
   const resid = b.input(IO.resid, "float32", ["B", "T", cfg.nEmbd]);
   const select = b.input(IO.select, "int64", ["N", 2]);
-  const rows = b.op("GatherND", [resid, select]); // (N, D)
-  b.output(IO.logits, arch.emitHead(ctx, rows), "float32", ["N", cfg.vocabSize]);
-  return { kind: "head", layer: cfg.nLayer, graph: b };
-}
-
-/**
- * The head of causal tracing's scores: log p(answer) at selected positions, computed inside the
- * graph so only (N, 1) values leave onnxruntime instead of (N, V) logits.
- */
-export function compileScoreHead(arch: ArchDescription, cfg: ModelConfig, weights: WeightSource): Segment {
-  const ctx = emitContext("score", cfg, weights);
-  const { b } = ctx;
-  const resid = b.input(IO.resid, "float32", ["B", "T", cfg.nEmbd]);
-  const select = b.input(IO.select, "int64", ["N", 2]);
   const answer = b.input(IO.answer, "int64", ["N", 1]);
-  const logp = b.op("LogSoftmax", [arch.emitHead(ctx, b.op("GatherND", [resid, select]))], { axis: attr.int(-1) });
+  const logits = arch.emitHead(ctx, b.op("GatherND", [resid, select])); // (N, V)
+  const logp = b.op("LogSoftmax", [logits], { axis: attr.int(-1) });
+  b.output(IO.logits, logits, "float32", ["N", cfg.vocabSize]);
   b.output(IO.answerLogprob, b.op("GatherElements", [logp, answer], { axis: attr.int(1) }), "float32", ["N", 1]);
   return { kind: "head", layer: cfg.nLayer, graph: b };
 }

@@ -135,10 +135,20 @@ export class Fingerprint {
   }
 
   add(name: string, w: Weight): void {
-    const stride = Math.max(1, Math.floor(w.data.length / 4096));
-    const sample = new Float32Array(Math.ceil(w.data.length / stride));
-    for (let i = 0, j = 0; i < w.data.length; i += stride, j++) sample[j] = w.data[i]!;
-    this.samples.set(name, { shape: w.shape, sample });
+    this.sample(name, w.shape, w.data.length, (i) => w.data[i]!);
+  }
+
+  /** The same from the weight's raw little-endian f32 bytes (any alignment). */
+  addRaw(name: string, shape: number[], bytes: Uint8Array): void {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.sample(name, shape, bytes.byteLength / 4, (i) => view.getFloat32(4 * i, true));
+  }
+
+  private sample(name: string, shape: number[], n: number, at: (i: number) => number): void {
+    const stride = Math.max(1, Math.floor(n / 4096));
+    const sample = new Float32Array(Math.ceil(n / stride));
+    for (let i = 0, j = 0; i < n; i += stride, j++) sample[j] = at(i);
+    this.samples.set(name, { shape, sample });
   }
 
   digest(): string {

@@ -131,6 +131,15 @@ export class SafetensorsFile {
     return out;
   }
 
+  /** Reads an F32 tensor's raw little-endian bytes into `target` (exactly its byte length). */
+  readRawF32(name: string, target: Uint8Array): void {
+    const e = this.entry(name);
+    if (e.dtype !== "F32" || target.byteLength !== e.end - e.begin) {
+      throw new RomeError("ERR_DTYPE", `${this.path}: tensor '${name}' is ${e.dtype} of ${e.end - e.begin} bytes; a raw F32 read of ${target.byteLength} bytes was asked`);
+    }
+    this.readInto(e.begin, target, target.byteLength);
+  }
+
   /** Reads a tensor as float64 (F64 exact, other float types widened). */
   readFloat64(name: string): Float64Array {
     const e = this.entry(name);

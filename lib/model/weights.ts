@@ -19,6 +19,19 @@ export class CheckpointWeights implements WeightSource {
     return { shape: at.shape, data: at.file.readFloat32(at.stored) };
   }
 
+  rawF32(name: string): { byteLength: number; write(target: Uint8Array): void } | undefined {
+    const at = this.located.get(name);
+    const e = at?.file.entry(at.stored);
+    if (!at || e!.dtype !== "F32") return undefined;
+    return {
+      byteLength: e!.end - e!.begin,
+      write: (target) => {
+        if (this.closed) throw new RomeError("ERR_DISPOSED", `cannot read weight '${name}': the model was disposed`);
+        at.file.readRawF32(at.stored, target);
+      },
+    };
+  }
+
   keys(): IterableIterator<string> {
     return this.located.keys();
   }

@@ -5,12 +5,12 @@
 // into the meter a caller passes.
 import type { ArchDescription, WeightSource } from "../model/arch/types.js";
 import type { ModelConfig } from "../model/config.js";
-import { compileAttention, compileEmbed, compileHead, compileMlp, compileScoreHead, IO, type Segment } from "../graph/segments.js";
+import { compileAttention, compileEmbed, compileHead, compileMlp, IO, type Segment } from "../graph/segments.js";
 import { RomeError } from "../errors.js";
 import { attentionBias, type Batch } from "./batch.js";
 import { throwIfAborted, type CallOptions } from "./call.js";
 import { attnFlops, headFlops, mlpFlops } from "./flops.js";
-import { SegmentSession, type SessionOptions } from "./session.js";
+import { SegmentSession, type Scratch, type SessionOptions } from "./session.js";
 
 /** Per-layer past keys and values, each (B, H, P, Dh). */
 export interface KVCache {
@@ -94,7 +94,6 @@ export class Engine {
     private readonly attnSegs: SegmentSession[],
     private readonly mlpSegs: SegmentSession[],
     private readonly headSeg: SegmentSession,
-    private readonly scoreSeg: SegmentSession,
   ) {}
 
   /**
@@ -106,13 +105,14 @@ export class Engine {
   static async create(arch: ArchDescription, cfg: ModelConfig, weights: WeightSource, opts: SessionOptions, call: CallOptions = {}): Promise<Engine> {
     const compile: (() => Segment)[] = [() => compileEmbed(arch, cfg, weights)];
     for (let l = 0; l < cfg.nLayer; l++) compile.push(() => compileAttention(arch, cfg, weights, l), () => compileMlp(arch, cfg, weights, l));
-    compile.push(() => compileHead(arch, cfg, weights), () => compileScoreHead(arch, cfg, weights));
+    compile.push(() => compileHead(arch, cfg, weights));
     const sessions: SegmentSession[] = [];
+    const scratch: Scratch = {}; // one serialisation buffer for all segments: no garbage model bytes
     try {
       for (const [i, segment] of compile.entries()) {
         await new Promise((resolve) => setImmediate(resolve));
         throwIfAborted(call.signal);
-        sessions.push(await SegmentSession.create(segment(), opts));
+        sessions.push(await SegmentSession.create(segment(), opts, scratch));
         call.onProgress?.({ phase: "load", done: i + 1, total: compile.length });
       }
     } catch (e) {
@@ -121,7 +121,7 @@ export class Engine {
     }
     const [embed, ...rest] = sessions;
     const layers = rest.slice(0, 2 * cfg.nLayer);
-    return new Engine(cfg, embed!, layers.filter((_, i) => i % 2 === 0), layers.filter((_, i) => i % 2 === 1), rest.at(-2)!, rest.at(-1)!);
+    return new Engine(cfg, embed!, layers.filter((_, i) => i % 2 === 0), layers.filter((_, i) => i % 2 === 1), rest.at(-1)!);
   }
 
   /** Sets (or, with rank 0 / undefined, clears) the edit factors every later run of `layer` uses. */
@@ -183,17 +183,18 @@ export class Engine {
 
   /** Logits (N, V) at (row, position) pairs of resid (B, T, D). */
   async head(B: number, T: number, resid: Float32Array, select: readonly (readonly [number, number])[], meter?: FlopMeter): Promise<Float32Array> {
-    const out = await this.headSeg.run(
-      { [IO.resid]: { data: resid, dims: [B, T, this.config.nEmbd] }, [IO.select]: { data: selection(select, B, T), dims: [select.length, 2] } },
-      [IO.logits],
-    );
+    const out = await this.headSeg.run({
+      [IO.resid]: { data: resid, dims: [B, T, this.config.nEmbd] },
+      [IO.select]: { data: selection(select, B, T), dims: [select.length, 2] },
+      [IO.answer]: { data: new BigInt64Array(select.length), dims: [select.length, 1] }, // unused here
+    }, [IO.logits]);
     if (meter) meter.flops += headFlops(this.config, select.length);
     return out[IO.logits]!;
   }
 
   /** log p(answer) (N) at (row, position) pairs of resid (B, T, D), one answer token for all. */
   async headLogprob(B: number, T: number, resid: Float32Array, select: readonly (readonly [number, number])[], answer: number, meter?: FlopMeter): Promise<Float32Array> {
-    const out = await this.scoreSeg.run({
+    const out = await this.headSeg.run({
       [IO.resid]: { data: resid, dims: [B, T, this.config.nEmbd] },
       [IO.select]: { data: selection(select, B, T), dims: [select.length, 2] },
       [IO.answer]: { data: new BigInt64Array(select.length).fill(BigInt(answer)), dims: [select.length, 1] },
@@ -263,7 +264,7 @@ export class Engine {
   }
 
   async release(): Promise<void> {
-    for (const s of [this.embedSeg, ...this.attnSegs, ...this.mlpSegs, this.headSeg, this.scoreSeg]) await s.release();
+    for (const s of [this.embedSeg, ...this.attnSegs, ...this.mlpSegs, this.headSeg]) await s.release();
   }
 }
 

@@ -110,6 +110,11 @@ export class Model {
         },
         keys: () => source.keys(),
         shapeOf: (name) => source.shapeOf(name),
+        rawF32(name) {
+          const raw = source.rawF32(name);
+          if (!raw || fp.has(name)) return raw;
+          return { byteLength: raw.byteLength, write(target) { raw.write(target); fp.addRaw(name, source.shapeOf(name)!, target); } };
+        },
       };
       const engine = await Engine.create(ckpt.arch, ckpt.config, sampled, { threads }, options);
       for (const name of source.keys()) if (!fp.has(name)) fp.add(name, source.get(name)!);

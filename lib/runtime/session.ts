@@ -13,18 +13,28 @@ export interface SessionOptions {
   threads: number;
 }
 
+/** A reusable serialisation buffer for creating sessions one after another. */
+export interface Scratch {
+  bytes?: Uint8Array;
+}
+
 export class SegmentSession {
   private constructor(readonly name: string, private readonly session: ort.InferenceSession) {}
 
-  static create(segment: Segment, opts: SessionOptions): Promise<SegmentSession> {
-    return SegmentSession.fromGraph(segment.graph, opts);
+  static create(segment: Segment, opts: SessionOptions, scratch?: Scratch): Promise<SegmentSession> {
+    return SegmentSession.fromGraph(segment.graph, opts, scratch);
   }
 
-  /** A session of any built graph; its serialised bytes are dropped once onnxruntime has them. */
-  static async fromGraph(graph: GraphBuilder, opts: SessionOptions): Promise<SegmentSession> {
+  /**
+   * A session of any built graph. With `scratch`, the graph is serialised into its buffer (grown
+   * as needed), which is free for the next graph once this returns: onnxruntime keeps no reference.
+   */
+  static async fromGraph(graph: GraphBuilder, opts: SessionOptions, scratch?: Scratch): Promise<SegmentSession> {
     const name = graph.name;
     try {
-      const session = await ort.InferenceSession.create(graph.toBytes(), {
+      const bytes = graph.toBytes(undefined, undefined, scratch?.bytes);
+      if (scratch && bytes.buffer !== scratch.bytes?.buffer) scratch.bytes = bytes;
+      const session = await ort.InferenceSession.create(bytes, {
         intraOpNumThreads: opts.threads,
         interOpNumThreads: 1,
         graphOptimizationLevel: "all",

@@ -20,6 +20,11 @@ export interface WeightSource {
   keys(): Iterable<string>;
   /** The named weight's shape, without reading it. */
   shapeOf?(name: string): number[] | undefined;
+  /**
+   * The named weight's raw little-endian f32 bytes as a producer that writes them into a target
+   * (a graph being serialised) without any intermediate copy; undefined when it is not stored as f32.
+   */
+  rawF32?(name: string): { byteLength: number; write(target: Uint8Array): void } | undefined;
 }
 
 /** Names of the standard values every segment body reads or must produce. */
