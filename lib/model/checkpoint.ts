@@ -5,8 +5,8 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { RomeError } from "../errors.js";
-import { findArchitecture } from "./arch/index.js";
-import type { ArchDescription, Weights } from "./arch/types.js";
+import { findArchitecture } from "../arch/index.js";
+import type { ArchDescription, Weights } from "../arch/types.js";
 import { readConfigJson, type ModelConfig } from "./config.js";
 import { SafetensorsFile } from "./safetensors.js";
 
