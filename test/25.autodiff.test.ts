@@ -273,7 +273,7 @@ test("unsupported ops, non-inputs and non-float inputs are refused with ERR_ARGU
 
 test("GPT-2 (2 layers, random weights): d NLL / d delta matches central differences", async (t) => {
   const cfg: ModelConfig = {
-    arch: "gpt2", nLayer: 2, nEmbd: 16, nHead: 2, nInner: 64, vocabSize: 50, nPositions: 16, layerNormEps: 1e-5,
+    arch: "gpt2", nLayer: 2, nEmbd: 16, nHead: 2, nKvHead: 2, headDim: 8, nInner: 64, vocabSize: 50, nPositions: 16, layerNormEps: 1e-5,
     activation: "gelu_new", tieWordEmbeddings: true, eosTokenId: 0, bosTokenId: 0,
   };
   const r = rng(42);

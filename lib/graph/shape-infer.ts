@@ -184,6 +184,7 @@ export function inferValues(b: GraphBuilder): Map<string, ValueInfo> {
       }
       case "ScatterND": case "ScatterElements": case "Identity": case "Neg": case "Tanh": case "Sqrt": case "Exp": case "Log":
       case "Gelu": case "Relu": case "Sigmoid": case "Reciprocal": case "Erf": case "Abs": case "Softmax": case "LogSoftmax":
+      case "Sin": case "Cos":
         break;
       default:
         shapes = n.outputs.map(() => null);
