@@ -34,6 +34,7 @@ export type RomeErrorCode =
   | "ERR_EDIT_REFUSED"
   | "ERR_EDIT_UNKNOWN"
   | "ERR_STATS"
+  | "ERR_HPARAMS"
   | "ERR_DATASET"
   | "ERR_IO"
   // long calls (lib/runtime/call.ts)

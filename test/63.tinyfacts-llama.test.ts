@@ -5,8 +5,13 @@
 import test from "ava";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { RomeError } from "../lib/errors.js";
+import { defaultHparams } from "../lib/edit/hparams.js";
+import { rome } from "../lib/edit/rome.js";
+import { computeStats } from "../lib/edit/stats.js";
 import { padBatch } from "../lib/runtime/batch.js";
 import { Model } from "../lib/runtime/model.js";
+import { patchActivations } from "../lib/trace/patching.js";
 import { traceKinds } from "../lib/trace/trace.js";
 import { maxAbsDiff, ROOT, TINYFACTS } from "./helpers.js";
 
@@ -15,6 +20,9 @@ const golden = JSON.parse(readFileSync(join(DIR, "golden.json"), "utf8")) as {
   prompts: { prompt: string; ids: number[]; last_logits: number[]; greedy_ids: number[]; resid_post?: number[][][]; mlp_key?: number[][][] }[];
 };
 const known = JSON.parse(readFileSync(join(TINYFACTS, "known.json"), "utf8")) as { prompt: string; subject: string }[];
+
+const EDIT_LAYER = 1;
+const EDIT_CLAMP = 8;
 
 let model: Model;
 test.before(async () => {
@@ -64,4 +72,44 @@ test("a 3-kind causal trace reads the fact at the subject: its tokens beat every
       else t.true(subject > Math.max(...others), `${f.prompt} ${kind}`);
     }
   }
+});
+
+test("hyperparameters: the family's file is named; a family without one is refused unless the caller gives every value", (t) => {
+  const h = defaultHparams(model.config);
+  t.is(h.file, "tinyfacts-llama.json");
+  t.is(h.layer, 1);
+  t.is(defaultHparams({ ...model.config, nLayer: 12 }).file, "tinyfacts-llama.json");
+  t.is(defaultHparams({ ...model.config, nLayer: 12 }).layer, 2);
+  const gptj = defaultHparams({ ...model.config, arch: "gptj", nLayer: 28, nEmbd: 4096 });
+  t.like(gptj, { file: "gptj-6b.json", layer: 5, clampNormFactor: 4, vNumGradSteps: 20 });
+  const qwen = { ...model.config, arch: "qwen2" };
+  const e = t.throws(() => defaultHparams(qwen), { instanceOf: RomeError });
+  t.is(e?.code, "ERR_HPARAMS");
+  t.regex(e!.message, /missing: layer, vNumGradSteps/);
+  const all = { layer: 2, vNumGradSteps: 5, vLr: 0.5, vWeightDecay: 0.5, klFactor: 0.0625, clampNormFactor: 4, mom2Adjustment: false, contextTemplateLengths: [[5, 2]] as [number, number][] };
+  t.like(defaultHparams(qwen, all), { file: "caller", layer: 2 });
+});
+
+test("ROME on the rotary model: v* through the derived gradient graph with rotary positions, update of down_proj ([out, in])", async (t) => {
+  const stats = await computeStats(model, { layer: EDIT_LAYER, corpus: join(TINYFACTS, "train.txt"), cacheDir: false, maxTokens: 20000 });
+  const request = { prompt: "{} is located in the city of", subject: "Castle of Berkbre", targetNew: "Berlin" };
+  const prompt = "Castle of Berkbre is located in the city of";
+  const before = (await model.predict([prompt], { topK: 1 }))[0]![0]!;
+  const e = await rome(model, request, { stats, layer: EDIT_LAYER, hparams: { clampNormFactor: EDIT_CLAMP } });
+  t.true(e.losses.at(-1)!.loss < e.losses[0]!.loss);
+  const id = model.edits.apply(e);
+  const after = (await model.predict([prompt], { topK: 1 }))[0]![0]!;
+  t.log(`before: ${before.token} ${before.prob.toFixed(3)}; after: ${after.token} ${after.prob.toFixed(3)}; value loss ${e.losses[0]!.loss.toFixed(3)} → ${e.losses.at(-1)!.loss.toFixed(3)} in ${e.losses.length} steps`);
+  t.is(after.token, " Berlin");
+  model.edits.undo(id);
+});
+
+test("activation patching on the Llama: zeroing the MLP key through down_proj's [out, in] layout equals zeroing the MLP output", async (t) => {
+  const prompt = "Castle of Berkbre is located in the city of";
+  const at = { layers: [1, 3], positions: [4, 10] };
+  const viaKey = await patchActivations(model, { prompt, patches: [{ site: "mlp_key", source: "zero", ...at }] });
+  const viaOut = await patchActivations(model, { prompt, patches: [{ site: "mlp_out", source: "zero", ...at }] });
+  t.true(Math.abs(viaKey.patched - viaOut.patched) < 1e-5, `${viaKey.patched} vs ${viaOut.patched}`);
+  t.true(Math.abs(viaKey.patched - viaKey.clean) > 1e-3, "the patch changes the prediction");
+  t.true(maxAbsDiff(viaKey.logits, viaOut.logits) < 1e-3);
 });

@@ -60,7 +60,7 @@ export async function rome(model: Model, request: RomeRequest, options: RomeOpti
   checkOptionNames("rome request", request, ["prompt", "subject", "targetNew", "targetTrue"]);
   const t0 = performance.now();
   const cfg = model.config;
-  const hp: RomeHparams = { ...defaultHparams(cfg), ...options.hparams };
+  const hp: RomeHparams = defaultHparams(cfg, { ...options.hparams, ...(options.layer !== undefined ? { layer: options.layer } : {}) });
   const layer = checkInt("layer", options.layer ?? hp.layer, 0, cfg.nLayer - 1);
   const form = options.form ?? "r-rome";
   if (form !== "r-rome" && form !== "reference") throw new RomeError("ERR_ARGUMENT", `form must be "r-rome" or "reference", received ${JSON.stringify(form)}`);
