@@ -2,8 +2,8 @@
 // knows a model family's config keys, weight names and layouts, and emits the body of each segment
 // with the graph builder; the segment compiler and the engine know only this contract, so GPT-J,
 // GPT-NeoX or Llama are added as further descriptions without touching them.
-import type { GraphBuilder } from "../../graph/builder.js";
-import type { ModelConfig } from "../config.js";
+import type { GraphBuilder } from "../graph/builder.js";
+import type { ModelConfig } from "../model/config.js";
 
 /** A weight as loaded: f32 data in row-major order with its shape. */
 export interface Weight {
