@@ -4,7 +4,7 @@
 // checkpoint would otherwise run a truncated model), and every weight finite. Each failure names
 // the tensors, layers or keys at fault.
 import { RomeError } from "../errors.js";
-import type { ArchDescription } from "./arch/types.js";
+import type { ArchDescription } from "../arch/types.js";
 import type { ModelConfig } from "./config.js";
 import type { TensorEntry } from "./safetensors.js";
 
