@@ -13,6 +13,13 @@ export const gpt2: ArchDescription = {
   name: "gpt2",
   prefixes: ["transformer.", ""],
 
+  // Hugging Face saves the causal-mask buffers of older GPT-2 code, and some tools a tied head.
+  ignoredTensors(name, cfg) {
+    const m = /^(?:transformer\.)?h\.(\d+)\.attn\.(?:bias|masked_bias)$/.exec(name);
+    if (m) return Number(m[1]) < cfg.nLayer;
+    return cfg.tieWordEmbeddings && name === "lm_head.weight";
+  },
+
   matches(raw) {
     return raw.model_type === "gpt2";
   },

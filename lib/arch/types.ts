@@ -65,6 +65,11 @@ export interface ArchDescription {
    */
   weightShapes(cfg: ModelConfig): Map<string, number[]>;
   prefixes: string[];
+  /**
+   * True for a tensor a checkpoint of this family may hold that the model does not read (a saved
+   * buffer such as GPT-2's attention mask). Any other unused tensor fails the load.
+   */
+  ignoredTensors?(storedName: string, cfg: ModelConfig): boolean;
   /** Residual stream entering layer 0 is tokEmbed + posEmbed (the engine adds them, after the tokEmbed hook). */
   emitEmbed(ctx: EmitContext, io: EmbedIO): EmbedOut;
   emitAttention(ctx: EmitContext, layer: number, io: AttnIO): AttnOut;
