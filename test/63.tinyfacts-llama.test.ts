@@ -21,7 +21,7 @@ const golden = JSON.parse(readFileSync(join(DIR, "golden.json"), "utf8")) as {
 };
 const known = JSON.parse(readFileSync(join(TINYFACTS, "known.json"), "utf8")) as { prompt: string; subject: string }[];
 
-const EDIT_LAYER = 1;
+const EDIT_LAYER = 0;
 const EDIT_CLAMP = 8;
 
 let model: Model;
@@ -106,7 +106,7 @@ test("ROME on the rotary model: v* through the derived gradient graph with rotar
 
 test("activation patching on the Llama: zeroing the MLP key through down_proj's [out, in] layout equals zeroing the MLP output", async (t) => {
   const prompt = "Castle of Berkbre is located in the city of";
-  const at = { layers: [1, 3], positions: [4, 10] };
+  const at = { layers: [0, 1, 2, 3, 4, 5], positions: [5, 10] };
   const viaKey = await patchActivations(model, { prompt, patches: [{ site: "mlp_key", source: "zero", ...at }] });
   const viaOut = await patchActivations(model, { prompt, patches: [{ site: "mlp_out", source: "zero", ...at }] });
   t.true(Math.abs(viaKey.patched - viaOut.patched) < 1e-5, `${viaKey.patched} vs ${viaOut.patched}`);
