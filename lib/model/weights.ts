@@ -3,8 +3,9 @@
 // onnxruntime's sessions hold the copy that computes, and the base weights needed again (edit norms,
 // patching, exports) come back from the file.
 import { RomeError } from "../errors.js";
-import type { Weight, WeightSource } from "./arch/types.js";
+import type { Weight, WeightSource } from "../arch/types.js";
 import type { SafetensorsFile } from "./safetensors.js";
+import { checkFinite } from "./validate.js";
 
 export class CheckpointWeights implements WeightSource {
   private closed = false;
@@ -16,7 +17,9 @@ export class CheckpointWeights implements WeightSource {
     const at = this.located.get(name);
     if (!at) return undefined;
     if (this.closed) throw new RomeError("ERR_DISPOSED", `cannot read weight '${name}': the model was disposed`);
-    return { shape: at.shape, data: at.file.readFloat32(at.stored) };
+    const data = at.file.readFloat32(at.stored);
+    checkFinite(at.file.path, at.stored, data);
+    return { shape: at.shape, data };
   }
 
   rawF32(name: string): { byteLength: number; write(target: Uint8Array): void } | undefined {
@@ -28,6 +31,7 @@ export class CheckpointWeights implements WeightSource {
       write: (target) => {
         if (this.closed) throw new RomeError("ERR_DISPOSED", `cannot read weight '${name}': the model was disposed`);
         at.file.readRawF32(at.stored, target);
+        checkFiniteRaw(at.file.path, at.stored, target);
       },
     };
   }
@@ -50,5 +54,16 @@ export class CheckpointWeights implements WeightSource {
     if (this.closed) return;
     this.closed = true;
     for (const f of this.files) f.close();
+  }
+}
+
+/** checkFinite on raw little-endian f32 bytes at any alignment: a value is NaN or infinite exactly
+ * when its 8 exponent bits (the low 7 bits of byte 3 and the top bit of byte 2) are all ones. */
+function checkFiniteRaw(path: string, name: string, bytes: Uint8Array): void {
+  for (let i = 3; i < bytes.length; i += 4) {
+    if ((bytes[i]! & 0x7f) === 0x7f && (bytes[i - 1]! & 0x80) !== 0) {
+      const value = new DataView(bytes.buffer, bytes.byteOffset + i - 3, 4).getFloat32(0, true);
+      throw new RomeError("ERR_NOT_FINITE", `${path}: tensor '${name}' holds ${value} at index ${(i - 3) / 4}; the checkpoint is corrupt (weights must be finite)`);
+    }
   }
 }

@@ -2,10 +2,11 @@
 // operations users call — next-token logits, top-k predictions, generation with a KV cache,
 // teacher-forced log-probabilities — and `forward` for recorded intermediate states.
 import { checkInt, checkOptionNames, RomeError } from "../errors.js";
-import type { ArchDescription, Weights, WeightSource } from "../model/arch/types.js";
+import type { ArchDescription, Weights, WeightSource } from "../arch/types.js";
 import { Fingerprint, fingerprint, openCheckpoint } from "../model/checkpoint.js";
 import type { ModelConfig } from "../model/config.js";
 import { Tokenizer } from "../model/tokenizer.js";
+import { HostedModel } from "../host/hosted-model.js";
 import { nextStep, padBatch } from "./batch.js";
 import { Engine, SITES, type RunResult, type Site } from "./engine.js";
 import { EditSet } from "./edits.js";
@@ -18,8 +19,13 @@ export interface LoadOptions {
   threads?: number;
   /** Prompts per engine batch in batched calls (nextTokenLogits, logprob). Default 64; 1–4096. */
   batchSize?: number;
+  /**
+   * Run the model on a worker thread: `Model.load` then returns a HostedModel with the same methods
+   * (lib/host/), whose work never blocks this thread's event loop. Default false (in-thread).
+   */
+  worker?: boolean;
 }
-const LOAD_OPTIONS = ["threads", "batchSize"] as const;
+const LOAD_OPTIONS = ["threads", "batchSize", "worker"] as const;
 
 function checkLoadOptions(options: LoadOptions): { threads: number; batchSize: number } {
   return { threads: checkInt("threads", options.threads ?? 1, 1, 64), batchSize: checkInt("batchSize", options.batchSize ?? 64, 1, 4096) };
@@ -90,9 +96,14 @@ export class Model {
    * stream from the file one segment at a time into onnxruntime, with the event loop served in
    * between; the file stays open until dispose(), to read base weights back when needed.
    */
-  static async load(dir: string, options: LoadOptions & CallOptions = {}): Promise<Model> {
+  static load(dir: string, options: LoadOptions & CallOptions & { worker: true }): Promise<HostedModel>;
+  static load(dir: string, options?: LoadOptions & CallOptions & { worker?: false }): Promise<Model>;
+  static load(dir: string, options: LoadOptions & CallOptions): Promise<Model | HostedModel>;
+  static async load(dir: string, options: LoadOptions & CallOptions = {}): Promise<Model | HostedModel> {
     checkOptionNames("Model.load", options, [...LOAD_OPTIONS, "signal", "onProgress"]);
-    const { threads, batchSize } = checkLoadOptions(options);
+    const { worker, signal, onProgress, ...inThread } = options;
+    if (worker) return HostedModel.load(dir, inThread);
+    const { threads, batchSize } = checkLoadOptions(inThread);
     const ckpt = openCheckpoint(dir);
     try {
       const tokenizer = await Tokenizer.load(dir);
@@ -116,7 +127,7 @@ export class Model {
           return { byteLength: raw.byteLength, write(target) { raw.write(target); fp.addRaw(name, source.shapeOf(name)!, target); } };
         },
       };
-      const engine = await Engine.create(ckpt.arch, ckpt.config, sampled, { threads }, options);
+      const engine = await Engine.create(ckpt.arch, ckpt.config, sampled, { threads }, { signal, onProgress });
       for (const name of source.keys()) if (!fp.has(name)) fp.add(name, source.get(name)!);
       return new Model({
         arch: ckpt.arch, config: ckpt.config, weights: source, engine, threads, batchSize, tokenizer, sourceDir: dir,
@@ -130,7 +141,7 @@ export class Model {
 
   /** Builds a model from weights in memory (tests, benchmarks, converted checkpoints). */
   static async fromWeights(arch: ArchDescription, config: ModelConfig, weights: Weights,
-    options: LoadOptions & { tokenizer?: Tokenizer; fingerprint?: string; sourceDir?: string; storedNames?: Map<string, string> } = {}): Promise<Model> {
+    options: Omit<LoadOptions, "worker"> & { tokenizer?: Tokenizer; fingerprint?: string; sourceDir?: string; storedNames?: Map<string, string> } = {}): Promise<Model> {
     const { threads, batchSize } = checkLoadOptions(options);
     const engine = await Engine.create(arch, config, weights, { threads });
     return new Model({

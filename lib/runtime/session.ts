@@ -4,7 +4,7 @@
 import ort from "onnxruntime-node";
 import { RomeError } from "../errors.js";
 import type { GraphBuilder } from "../graph/builder.js";
-import type { Segment } from "../graph/segments.js";
+import type { Segment } from "../arch/segments.js";
 
 export type Feed = { data: Float32Array | BigInt64Array; dims: number[] };
 

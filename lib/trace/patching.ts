@@ -92,7 +92,7 @@ export async function patchActivations(model: Model, options: PatchOptions): Pro
       }),
       mlp: (l, s) => {
         // The layer's base weight, read back from the model's source once per layer patched.
-        let w: Float32Array | undefined; // (F, D) in_out
+        let w: Float32Array | undefined; // (F, D) in_out or (D, F) out_in, as the description says
         forEach(options.patches, "mlp_key", l, rows, (p, r, t) => {
           w ??= model.weights.get(model.arch.editTarget(l).weight)!.data;
           patchKey(model, l, w, s, (r * T + t), value(p, l, r, t, cfg.nInner));
@@ -125,13 +125,15 @@ function forEach(patches: readonly ActivationPatch[], site: PatchSite, layer: nu
 /** Replaces the MLP key at one (row, position): resid_post += (k' − k) · W (+ edit factors). */
 function patchKey(model: Model, layer: number, w: Float32Array, s: MlpState, at: number, key: Float32Array): void {
   const { nInner: F, nEmbd: D } = model.config;
+  const target = model.arch.editTarget(layer);
+  const [si, sj] = target.layout === "in_out" ? [D, 1] : [1, F]; // strides of key index i and output index j
   const f = model.engine.editFactorsOf(layer);
   const dk = new Float64Array(F);
   for (let i = 0; i < F; i++) dk[i] = key[i]! - s.mlpKey![at * F + i]!;
   const dout = new Float64Array(D);
   for (let i = 0; i < F; i++) {
     if (dk[i] === 0) continue;
-    for (let j = 0; j < D; j++) dout[j] += dk[i]! * w[i * D + j]!;
+    for (let j = 0; j < D; j++) dout[j] += dk[i]! * w[i * si + j * sj]!;
   }
   if (f) {
     for (let r = 0; r < f.rank; r++) {
