@@ -1,6 +1,8 @@
 // N-API wrappers of the patch/gather kernels (patch.h). Synchronous: they are memory copies of at
 // most a layer's batch, microseconds to a millisecond. lib/native.ts validates first; here only
 // kinds and sizes are re-checked.
+#include <algorithm>
+
 #include "napi_util.h"
 #include "patch.h"
 
@@ -21,8 +23,10 @@ static Napi::Value GatherRows(const Napi::CallbackInfo& info) {
       !GetArray(env, info[2], "index", napi_int32_array, index) || !Bind(env, {&dst, &src, &index}))
     return env.Undefined();
   const int64_t B = dst.dim(0), S = src.dim(0);
-  const int64_t inner = B ? dst.length / B : 0;
-  if (!Require(env, src.dims.size() == dst.dims.size() && (S ? src.length / S : 0) == inner && index.length == B,
+  int64_t inner = 1;  // product of the trailing dims, within the checked extent
+  for (size_t i = 1; i < dst.dims.size(); i++) inner *= dst.dims[i];
+  if (!Require(env, src.dims.size() == dst.dims.size() && std::equal(dst.dims.begin() + 1, dst.dims.end(), src.dims.begin() + 1) &&
+                        index.length == B,
                "gatherRows: shapes dst " + Shape(dst) + ", src " + Shape(src) + ", index [" + std::to_string(index.length) +
                    "] do not match"))
     return env.Undefined();

@@ -20,6 +20,7 @@ static Napi::Value UpdateApply(const Napi::CallbackInfo& info) {
   const int64_t nt = update_touched_rows(u.as<float>(), rows, r, nullptr);
   Napi::Int32Array touched = Napi::Int32Array::New(env, size_t(nt));
   Napi::Float32Array backup = Napi::Float32Array::New(env, size_t(nt * cols));
+  if (env.IsExceptionPending()) return env.Undefined();  // allocation failed (RangeError)
   update_touched_rows(u.as<float>(), rows, r, touched.Data());
   Status s = update_apply(w.as<float>(), u.as<float>(), v.as<float>(), rows, cols, r, touched.Data(), nt, backup.Data());
   if (!s.ok()) return ThrowStatus(env, s);
