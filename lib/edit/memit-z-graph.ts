@@ -7,7 +7,7 @@
 import ort from "onnxruntime-node";
 import { buildGradient } from "../graph/autodiff.js";
 import { attr } from "../graph/builder.js";
-import { emitContext } from "../graph/segments.js";
+import { emitContext } from "../arch/segments.js";
 import { RomeError } from "../errors.js";
 import type { Model } from "../runtime/model.js";
 import { emitLayersAbove, emitLogprobsAt } from "./value-graph.js";

@@ -6,8 +6,8 @@
 import ort from "onnxruntime-node";
 import { buildGradient } from "../graph/autodiff.js";
 import { attr } from "../graph/builder.js";
-import { emitContext, emitEditedMlp } from "../graph/segments.js";
-import type { EmitContext } from "../model/arch/types.js";
+import { emitContext, emitEditedMlp } from "../arch/segments.js";
+import type { EmitContext } from "../arch/types.js";
 import { RomeError } from "../errors.js";
 import type { Model } from "../runtime/model.js";
 
