@@ -225,6 +225,9 @@ async function prepare(model: Model, options: TraceOptions, kinds: readonly Trac
   if (options.answer !== undefined) {
     if (typeof options.answer === "number") answerId = checkInt("answer", options.answer, 0, cfg.vocabSize - 1);
     else {
+      if (typeof options.answer !== "string" || options.answer === "") {
+        throw new RomeError("ERR_ARGUMENT", `answer must be a non-empty string or a token id, received ${JSON.stringify(options.answer)}`);
+      }
       const text = /^\s/.test(options.answer) ? options.answer : " " + options.answer;
       const a = await model.tokenizer.encode(text);
       if (a.ids.length === 0) throw new RomeError("ERR_ARGUMENT", "the expected answer is empty");
