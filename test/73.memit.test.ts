@@ -5,10 +5,10 @@ import { RomeError } from "../lib/errors.js";
 import { batchTargets, memitSolver, setupBatch, type MemitOptions } from "../lib/edit/memit.js";
 import { prepareBatch, type MemitRequest } from "../lib/edit/memit-requests.js";
 import { spreadUpdates } from "../lib/edit/memit-spread.js";
-import { loadStats, type Stats } from "../lib/edit/stats.js";
+import { computeStats, computeStatsLayers, loadStats, type Stats } from "../lib/edit/stats.js";
 import { SafetensorsFile } from "../lib/model/safetensors.js";
 import { Model } from "../lib/runtime/model.js";
-import { TINYFACTS } from "./helpers.js";
+import { maxAbsDiff, tempDir, TINYFACTS } from "./helpers.js";
 
 // The reference code's batch of 10 CounterFact records (kmeng01/memit at layers [0, 1], λ 20, clamp 4, 100 steps).
 const golden = JSON.parse(readFileSync(join(TINYFACTS, "golden-memit.json"), "utf8"));
@@ -92,4 +92,25 @@ test.serial("requests with one subject and relation but two objects are refused;
   t.deepEqual(ok.sharedSubjects, [{ subject: "Castle of Berkbre", requests: [0, 1] }]);
   const same = await prepareBatch(model, [a, { ...a, targetNew: " Berlin" }], [["{}"]]);
   t.deepEqual(same.sharedSubjects, []);
+});
+
+test.serial("computeStatsLayers measures several layers in one pass, equal to the reference's, cached per layer", async (t) => {
+  const dir = tempDir(t);
+  const corpus = join(TINYFACTS, "train.txt");
+  const both = await computeStatsLayers(model, { layers: [1, 0], corpus, cacheDir: dir });
+  t.deepEqual(both.map((s) => s.layer), [1, 0]);
+  for (const s of both) {
+    t.false(s.cached);
+    t.is(s.count, 46427);
+    t.is(s.throughput?.layersInPass, 2);
+    t.true(s.throughput!.tokensPerSecond > 0);
+    const d = maxAbsDiff(s.mom2, stats[s.layer]!.mom2);
+    t.true(d <= 1e-5, `layer ${s.layer}: max difference to the reference's float32 statistics ${d}`);
+  }
+  const zero = await computeStats(model, { layer: 0, corpus, cacheDir: dir });
+  t.true(zero.cached);
+  t.is(maxAbsDiff(zero.mom2, both[1]!.mom2), 0);
+  const mixed = await computeStatsLayers(model, { layers: [0, 2], corpus, cacheDir: dir });
+  t.true(mixed[0]!.cached);
+  t.is(mixed[1]!.throughput?.layersInPass, 1);
 });

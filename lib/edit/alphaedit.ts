@@ -125,7 +125,7 @@ export async function alphaEdit(model: Model, requests: readonly MemitRequest[],
   const t1 = performance.now();
   const targets = await batchTargets(model, setup, rest);
   const t2 = performance.now();
-  const solver = alphaEditSolver(model, state, checkNumber("hparams.l2", setup.hp.l2, 0, Number.MAX_VALUE));
+  const solver = alphaEditSolver(model, state, setup.hp.l2);
   const spread = await spreadUpdates(model, setup.batch, targets.z, setup.layers, solver.solve, rest);
   solver.commit();
   state.edited += requests.length;

@@ -3,6 +3,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { checkInt, checkNumber, checkOptionNames, RomeError } from "../errors.js";
 import type { ModelConfig } from "../model/config.js";
 
 export interface MemitHparams {
@@ -23,6 +24,8 @@ export interface MemitHparams {
   l2: number;
 }
 
+const NAMES = ["layers", "clampNormFactor", "vNumGradSteps", "vLr", "vWeightDecay", "klFactor", "mom2UpdateWeight", "nullspaceThreshold", "l2"] as const;
+
 const DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "lib", "edit", "hparams", "memit");
 
 interface HparamsFile extends MemitHparams {
@@ -34,9 +37,29 @@ interface HparamsFile extends MemitHparams {
 export function defaultMemitHparams(cfg: ModelConfig): MemitHparams & { model: string } {
   const files = readdirSync(DIR).filter((f) => f.endsWith(".json")).map((f) => JSON.parse(readFileSync(join(DIR, f), "utf8")) as HparamsFile & { source: string });
   const hit = files.find((f) => f.match.nLayer === cfg.nLayer && f.match.nEmbd === cfg.nEmbd);
-  const { match: _match, source: _source, ...h } = hit ?? files.find((f) => f.model === "gpt2-xl")!;
+  const base = hit ?? files.find((f) => f.model === "gpt2-xl")!;
+  const h = { model: base.model, ...Object.fromEntries(NAMES.map((k) => [k, base[k]])) } as MemitHparams & { model: string };
   if (hit) return h;
   // GPT-2 XL edits layers 13–17 of 48: keep the same relative depths.
   const layers = [...new Set(h.layers.map((l) => Math.min(cfg.nLayer - 1, Math.round((l / 48) * cfg.nLayer))))];
   return { ...h, model: `${cfg.arch}-${cfg.nLayer}x${cfg.nEmbd} (GPT-2 XL's, layers scaled)`, layers };
+}
+
+/** The family's hyperparameters with a caller's overrides, every name and range checked (ERR_ARGUMENT naming it). */
+export function resolveMemitHparams(cfg: ModelConfig, overrides: Partial<MemitHparams> | undefined): MemitHparams {
+  if (overrides !== undefined && (typeof overrides !== "object" || overrides === null || Array.isArray(overrides))) {
+    throw new RomeError("ERR_ARGUMENT", "hparams must be an object of hyperparameter overrides");
+  }
+  checkOptionNames("hparams", overrides, [...NAMES, "model"]);
+  const { model: _model, ...defaults } = defaultMemitHparams(cfg);
+  const { model: _name, ...given } = (overrides ?? {}) as Partial<MemitHparams> & { model?: string };
+  const hp: MemitHparams = { ...defaults, ...given };
+  if (!Array.isArray(hp.layers) || hp.layers.length === 0) throw new RomeError("ERR_ARGUMENT", "hparams.layers must be a non-empty array of layers");
+  checkInt("hparams.vNumGradSteps", hp.vNumGradSteps, 1, 100_000);
+  for (const k of ["vLr", "clampNormFactor"] as const) {
+    if (!(hp[k] > 0)) throw new RomeError("ERR_ARGUMENT", `Expected a positive number for hparams.${k} but received ${String(hp[k])}`);
+    checkNumber(`hparams.${k}`, hp[k], 0, 1e6);
+  }
+  for (const k of ["vWeightDecay", "klFactor", "mom2UpdateWeight", "nullspaceThreshold", "l2"] as const) checkNumber(`hparams.${k}`, hp[k], 0, Number.MAX_VALUE);
+  return hp;
 }

@@ -8,6 +8,7 @@ import type { Model } from "../runtime/model.js";
 import { locateSubject, type Located } from "./lookup.js";
 import type { TargetPrompts } from "./memit-z.js";
 import type { RomeRequest } from "./rome.js";
+import { fillTemplate } from "./templates.js";
 
 export interface MemitRequest extends RomeRequest {
   /** The relation (CounterFact's relation_id, e.g. "P131"). Default: the prompt identifies it. */
@@ -44,11 +45,11 @@ export async function prepareBatch(model: Model, requests: readonly MemitRequest
   const bare: Located[] = [];
   const targetPrompts: TargetPrompts[] = [];
   for (const r of reqs) {
-    const keys = await Promise.all(flat.map((t) => locateSubject(tok, t.replace("{}", r.prompt), r.subject)));
+    const keys = await Promise.all(flat.map((t) => locateSubject(tok, fillTemplate(t, r.prompt), r.subject)));
     const b = await locateSubject(tok, r.prompt, r.subject);
     const target = (await tok.encode(r.targetNew)).ids;
     const head = tok.decode(target.slice(0, -1));
-    const rewriting = await Promise.all(flat.map((t) => locateSubject(tok, t.replace("{}", r.prompt) + head, r.subject)));
+    const rewriting = await Promise.all(flat.map((t) => locateSubject(tok, fillTemplate(t, r.prompt) + head, r.subject)));
     const kl = await locateSubject(tok, "{} is a", r.subject);
     for (const p of [...keys, ...rewriting]) model.checkLength(p.ids.length, "a templated prompt");
     keyPrompts.push(keys);

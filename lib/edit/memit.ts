@@ -3,11 +3,11 @@
 // ascending order gets ΔW = resid · adj_kᵀ with adj_k = (λ C + K Kᵀ)⁻¹ K solved in float64 by the
 // addon. The result is one edit: per layer a factor pair of rank ≤ the batch size, applied with
 // `model.edits.apply(edit)` like a ROME edit.
-import { checkInt, checkNumber, checkOptionNames, RomeError } from "../errors.js";
+import { checkInt, checkOptionNames, RomeError } from "../errors.js";
 import { CALL_OPTIONS, throwIfAborted, type CallOptions } from "../runtime/call.js";
 import type { Model } from "../runtime/model.js";
 import { choleskyFactor, choleskySolve, momentAccumulate } from "../native.js";
-import { defaultMemitHparams, type MemitHparams } from "./memit-hparams.js";
+import { resolveMemitHparams, type MemitHparams } from "./memit-hparams.js";
 import { prepareBatch, type MemitRequest, type PreparedBatch, type SharedSubject } from "./memit-requests.js";
 import { spreadUpdates, type LayerFactors, type LayerReport, type LayerSolver } from "./memit-spread.js";
 import { checkTemplateGroups, memitTemplates } from "./memit-templates.js";
@@ -54,15 +54,13 @@ export interface BatchSetup {
 export async function setupBatch(model: Model, requests: readonly MemitRequest[], options: MemitOptions, where: string): Promise<BatchSetup> {
   checkOptionNames(where, options, MEMIT_OPTIONS);
   const cfg = model.config;
-  const hp: MemitHparams = { ...defaultMemitHparams(cfg), ...options.hparams };
+  const hp = resolveMemitHparams(cfg, options.hparams);
   const layers = [...(options.layers ?? hp.layers)];
   if (!Array.isArray(layers) || layers.length === 0) throw new RomeError("ERR_ARGUMENT", `${where} needs at least one layer`);
   layers.forEach((l, i) => {
     checkInt(`layers[${i}]`, l, 0, cfg.nLayer - 1);
     if (i > 0 && l <= layers[i - 1]!) throw new RomeError("ERR_ARGUMENT", `layers must be distinct and ascending, received ${JSON.stringify(layers)}`);
   });
-  checkInt("hparams.vNumGradSteps", hp.vNumGradSteps, 1, 100000);
-  checkNumber("hparams.mom2UpdateWeight", hp.mom2UpdateWeight, 0, Number.MAX_VALUE);
   const stats = new Map<number, Stats>();
   if (!Array.isArray(options.stats)) throw new RomeError("ERR_STATS", `${where} needs { stats: [...] }, the statistics of each edited layer (computeStats(model, { layers: [${layers.join(", ")}], corpus }))`);
   for (const s of options.stats) {
