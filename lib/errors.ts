@@ -35,7 +35,10 @@ export type RomeErrorCode =
   | "ERR_EDIT_REFUSED"
   | "ERR_EDIT_UNKNOWN"
   | "ERR_EDIT_CONFLICT"
+  | "ERR_EDITS_FILE"
   | "ERR_STATS"
+  | "ERR_STATS_CORRUPT"
+  | "ERR_STATS_MISMATCH"
   | "ERR_DATASET"
   | "ERR_IO"
   // long calls (lib/runtime/call.ts)
