@@ -1,8 +1,8 @@
 // Second-moment statistics C = E[k kᵀ] of the MLP key at one layer (or several, in one pass) over
 // a text corpus — what ROME's and MEMIT's updates solve against. Only the layers up to the highest
-// one run; the addon accumulates Kᵀ K in float64. Results are cached on disk as safetensors with
-// their provenance (model and
-// corpus fingerprints, layer, token count) and reused only when every fingerprint matches.
+// one run; the addon accumulates Kᵀ K in float64. Results are cached on disk as safetensors, one
+// file per layer, with their provenance (model and corpus fingerprints, layer, token count) and
+// reused only when every fingerprint matches.
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
