@@ -10,7 +10,7 @@ import { attr } from "../graph/builder.js";
 import { emitContext } from "../arch/segments.js";
 import { RomeError } from "../errors.js";
 import type { Model } from "../runtime/model.js";
-import { emitLayersAbove, emitLogprobsAt } from "./value-graph.js";
+import { emitLayersAbove, emitLogprobsAt, VG } from "./value-graph.js";
 
 /**
  * Value names of the batched loss graph (B prompt rows, R requests, W window columns, S = P + W with
@@ -33,6 +33,7 @@ export const ZG = {
   klEach: "kl_each",          // (R) klFactor · KL_r
   targetLogprobs: "target_logprobs", // (Nn, 1)
   klLogprobs: "kl_logprobs",  // (R, V)
+  positions: VG.positions,    // (B, W) int64 absolute positions of the window columns (rotary models only)
 } as const;
 
 const cache = new WeakMap<Model, Map<number, Promise<ort.InferenceSession>>>();

@@ -61,7 +61,8 @@ export async function computeTargets(model: Model, layer: number, requests: read
 async function optimiseChunk(model: Model, layer: number, requests: readonly TargetPrompts[], p: ValueParams, call: CallOptions, advance: (n: number) => void): Promise<TargetsResult> {
   const cfg = model.config;
   const D = cfg.nEmbd;
-  const H = cfg.nHead;
+  const H = cfg.nKvHead;
+  const Dh = cfg.headDim;
   const R = requests.length;
   // Rows: each request's rewriting prompts, then its KL prompt.
   const rows: Located[] = [];
@@ -129,12 +130,13 @@ async function optimiseChunk(model: Model, layer: number, requests: readonly Tar
   };
   for (let l = layer + 1; l < cfg.nLayer; l++) {
     const f = model.engine.editFactorsOf(l);
-    feeds[`past_key_${l}`] = tensor(above?.key[l] ?? new Float32Array(0), [B, H, P0, D / H]);
-    feeds[`past_value_${l}`] = tensor(above?.value[l] ?? new Float32Array(0), [B, H, P0, D / H]);
+    feeds[`past_key_${l}`] = tensor(above?.key[l] ?? new Float32Array(0), [B, H, P0, Dh]);
+    feeds[`past_value_${l}`] = tensor(above?.value[l] ?? new Float32Array(0), [B, H, P0, Dh]);
     feeds[`edit_u_${l}`] = tensor(f?.u ?? new Float32Array(0), [cfg.nInner, f?.rank ?? 0]);
     feeds[`edit_v_${l}`] = tensor(f?.v ?? new Float32Array(0), [f?.rank ?? 0, D]);
   }
   const session = await zSession(model, layer);
+  if (session.inputNames.includes(ZG.positions)) feeds[ZG.positions] = tensor(win.positions, [B, W]);
 
   const deltas = new Float32Array(R * D); // (R, D)
   const adams = requests.map(() => new Adam(D, p.lr));

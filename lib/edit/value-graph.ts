@@ -14,13 +14,14 @@ import type { Model } from "../runtime/model.js";
 /**
  * Value names of the loss graph (B prompts, W window columns: those from the earliest subject-last
  * token on, P past columns before them, S = P + W, Nn target tokens, V vocabulary). The past
- * columns' keys and values at each layer above are inputs (past_key_l, past_value_l: (B, H, P, Dh)).
+ * columns' keys and values at each layer above are inputs (past_key_l, past_value_l: (B, Hkv, P, Dh)).
  */
 export const VG = {
   resid: "resid",             // (B, W, D) residual stream after the edited layer, without δ
   mask: "delta_mask",         // (B, W, 1) 1 at each prompt's subject-last token
   delta: "delta",             // (D)
   bias: "attn_bias",          // (B, 1, W, S)
+  positions: "positions",     // (B, W) int64 absolute positions of the window columns (rotary models only)
   selectNll: "select_nll",    // (Nn, 2) (row, position) whose logits predict a target token
   targets: "target_ids",      // (Nn, 1) int64
   weights: "nll_weights",     // (Nn) 1 / (target length · prompts)
@@ -54,21 +55,26 @@ export function valueSession(model: Model, layer: number): Promise<ValueSession>
 }
 
 /**
- * The layers above `layer` (with their edit factors, inputs edit_u_l/edit_v_l, and the past
- * columns' keys and values, inputs past_key_l/past_value_l) applied to the residual stream h
- * (B, W, D); returns the residual stream after the last layer.
+ * The layers above `layer` (with their edit factors, inputs edit_u_l/edit_v_l, the past columns'
+ * keys and values, inputs past_key_l/past_value_l, and for rotary models the window's positions,
+ * input VG.positions) applied to the residual stream h (B, W, D); returns the residual stream
+ * after the last layer.
  */
 export function emitLayersAbove(model: Model, ctx: EmitContext, layer: number, h: string, bias: string): string {
   const { b } = ctx;
   const cfg = model.config;
-  const H = cfg.nHead;
-  const Dh = cfg.nEmbd / H;
+  const H = cfg.nKvHead;
+  const Dh = cfg.headDim;
+  let positions: string | undefined;
   for (let l = layer + 1; l < cfg.nLayer; l++) {
     const pastKey = b.input(`past_key_${l}`, "float32", ["B", H, "P", Dh]);
     const pastValue = b.input(`past_value_${l}`, "float32", ["B", H, "P", Dh]);
     const a = model.arch.emitAttention(ctx, l, {
       resid: h, pastKey, pastValue, bias,
-      get positions(): string { throw new RomeError("ERR_UNSUPPORTED_ARCH", "rotary position inputs are not wired into the value graph yet"); },
+      get positions() {
+        positions ??= b.input(VG.positions, "int64", ["B", "W"]);
+        return positions;
+      },
     });
     const mid = b.op("Add", [h, a.attnOut]);
     h = b.op("Add", [mid, emitEditedMlp(model.arch, ctx, l, mid, `edit_u_${l}`, `edit_v_${l}`).mlpOut]);
