@@ -36,6 +36,7 @@ export type RomeErrorCode =
   | "ERR_EDIT_UNKNOWN"
   | "ERR_EDITS_FILE"
   | "ERR_STATS"
+  | "ERR_HPARAMS"
   | "ERR_STATS_CORRUPT"
   | "ERR_STATS_MISMATCH"
   | "ERR_DATASET"

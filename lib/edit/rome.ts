@@ -65,7 +65,8 @@ export async function rome(model: Model, request: RomeRequest, options: RomeOpti
   checkOptionNames("rome request", request, ["prompt", "subject", "targetNew", "targetTrue"]);
   const t0 = performance.now();
   const cfg = model.config;
-  const hp = resolveHparams(cfg, options.hparams);
+  // An explicit layer is a value the caller gives (a family without a file needs every value given).
+  const hp = resolveHparams(cfg, options.layer === undefined ? options.hparams : { ...options.hparams, layer: options.layer });
   checkGuard(options.guard);
   if (options.ridge !== undefined) checkNumber("ridge", options.ridge, 0, Number.MAX_VALUE);
   if (options.seed !== undefined) checkInt("seed", options.seed, 0, 2 ** 32 - 1);
