@@ -10,7 +10,7 @@ import { findArchitecture } from "../arch/index.js";
 import type { ArchDescription, Weight, Weights } from "../arch/types.js";
 import { readConfigJson, type ModelConfig } from "./config.js";
 import { SafetensorsFile } from "./safetensors.js";
-import { checkSpecialTokens, checkTensorNames } from "./validate.js";
+import { checkDimensions, checkSpecialTokens, checkTensorNames } from "./validate.js";
 import { CheckpointWeights } from "./weights.js";
 
 /** A checkpoint opened for reading: config checked, every weight located and its shape checked,
@@ -43,6 +43,7 @@ export function openCheckpoint(dir: string): OpenCheckpoint {
   const raw = readConfigJson(configPath);
   const arch = findArchitecture(raw, configPath);
   const config = arch.config(raw, configPath);
+  checkDimensions(config, configPath);
   checkSpecialTokens(raw, config, configPath);
   const files = openWeightFiles(dir);
   try {
