@@ -56,8 +56,8 @@ function compileMonolithic(arch: ArchDescription, cfg: ModelConfig, weights: Wei
     },
   };
   const D = cfg.nEmbd;
-  const H = cfg.nHead;
-  const Dh = D / H;
+  const H = cfg.nKvHead;
+  const Dh = cfg.headDim;
   const ids = b.input(IO.ids, "int64", ["B", "T"]);
   const positions = b.input(IO.positions, "int64", ["B", "T"]);
   const bias = b.input(IO.attnBias, "float32", ["B", 1, "T", "S"]);
@@ -69,7 +69,7 @@ function compileMonolithic(arch: ArchDescription, cfg: ModelConfig, weights: Wei
     const pastValue = b.input(`${IO.pastValue}_${l}`, "float32", ["B", H, "P", Dh]);
     const a = arch.emitAttention(ctx, l, { resid, pastKey, pastValue, bias, positions });
     const residMid = b.op("Add", [resid, a.attnOut]);
-    const m = arch.emitMlp(ctx, l, residMid);
+    const m = arch.emitMlp(ctx, l, { residMid, resid });
     resid = b.op("Add", [residMid, m.mlpOut]);
   }
   const rows = b.op("GatherND", [resid, select]);
@@ -80,8 +80,8 @@ function compileMonolithic(arch: ArchDescription, cfg: ModelConfig, weights: Wei
 /** Feeds of the monolithic graph for `batch` (built per run, as the engine builds its own). */
 function monoFeeds(cfg: ModelConfig, batch: Batch, lastRows: readonly (readonly [number, number])[]): Record<string, ort.Tensor> {
   const { B, T } = batch;
-  const H = cfg.nHead;
-  const Dh = cfg.nEmbd / H;
+  const H = cfg.nKvHead;
+  const Dh = cfg.headDim;
   const sel = new BigInt64Array(lastRows.length * 2);
   lastRows.forEach(([r, t], i) => {
     sel[2 * i] = BigInt(r);

@@ -77,7 +77,7 @@ async function build(model: Model, layer: number): Promise<ValueSession> {
       },
     });
     const mid = b.op("Add", [h, a.attnOut]);
-    h = b.op("Add", [mid, emitEditedMlp(model.arch, ctx, l, mid, `edit_u_${l}`, `edit_v_${l}`).mlpOut]);
+    h = b.op("Add", [mid, emitEditedMlp(model.arch, ctx, l, { residMid: mid, resid: h }, `edit_u_${l}`, `edit_v_${l}`).mlpOut]);
   }
   const logp = (select: string) => b.op("LogSoftmax", [model.arch.emitHead(ctx, b.op("GatherND", [h, select]))], { axis: attr.int(-1) });
   const lpNll = logp(b.input(VG.selectNll, "int64", ["Nn", 2]));               // (Nn, V)
