@@ -55,7 +55,6 @@ function compileMonolithic(arch: ArchDescription, cfg: ModelConfig, weights: Wei
       return name;
     },
   };
-  const D = cfg.nEmbd;
   const H = cfg.nKvHead;
   const Dh = cfg.headDim;
   const ids = b.input(IO.ids, "int64", ["B", "T"]);
