@@ -3,7 +3,7 @@
 // input (same tensor names, config and tokenizer files), ready for Model.load or other tools.
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { RomeError } from "../errors.js";
+import { checkOptionNames, RomeError } from "../errors.js";
 import { writeDirAtomic, writeFileAtomic } from "../io/atomic.js";
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from "../model/safetensors.js";
 import { checkFinite } from "../model/validate.js";
@@ -34,6 +34,7 @@ export function exportEdits(model: Model, path: string, ids?: readonly string[])
  * are malformed, is ERR_EDITS_FILE.
  */
 export function loadEdits(path: string, model?: Model, options: { force?: boolean } = {}): Edit[] {
+  checkOptionNames("loadEdits", options, ["force"]);
   const f = SafetensorsFile.open(path);
   try {
     if (f.metadata.format !== FORMAT) throw new RomeError("ERR_EDITS_FILE", `${path} is not a rome-node edits file (format ${JSON.stringify(f.metadata.format)})`);
