@@ -101,6 +101,7 @@ test.serial("errors come back as RomeErrors with their codes, aborts as AbortErr
   await trace(hosted, { ...TRACE, onProgress: (done: number, total: number) => progress.push([done, total]) });
   t.true(progress.length > 0);
   t.deepEqual(progress.at(-1)![0], progress.at(-1)![1], "the last report reaches the total");
+  await t.throwsAsync(trace(hosted, { ...TRACE, onProgress: () => { throw new Error("from the callback"); } }), { message: "from the callback" });
   t.true(hosted.edits.list().length === 0 && (await hosted.predict([PROMPTS[0]!]))[0]!.length === 5, "the model stays usable");
 });
 

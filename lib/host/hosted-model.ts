@@ -209,7 +209,14 @@ export class HostedModel {
     const p = this.pending.get(m.id);
     if (!p) return;
     if (m.type === "callback") {
-      p.callbacks.get(slotKey(m.slot))?.(...m.args);
+      try {
+        p.callbacks.get(slotKey(m.slot))?.(...m.args);
+      } catch (e) {
+        // as in-thread, a callback that throws ends its call: reject it, and stop the worker's side if it can be aborted
+        this.settle(m.id, p);
+        p.reject(e as Error);
+        this.worker.postMessage({ type: "abort", id: m.id } satisfies ToWorker);
+      }
       return;
     }
     this.settle(m.id, p);
