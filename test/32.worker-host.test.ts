@@ -5,7 +5,8 @@
 import test from "ava";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { computeStats, exportEdits, HostedModel, loadEdits, Model, rome, RomeError, trace, traceKinds } from "../lib/index.js";
+import { performance } from "node:perf_hooks";
+import { computeStats, exportEdits, HostedModel, loadEdits, loadStats, Model, rome, RomeError, trace, traceKinds } from "../lib/index.js";
 import { AbortError } from "../lib/runtime/call.js";
 import { tempDir, TINYFACTS } from "./helpers.js";
 
@@ -61,6 +62,9 @@ test.serial("a ROME edit made on the worker is the in-thread edit; apply, undo a
   const options = { stats: sh, layer: 1, contextTemplates: templates, hparams: { vNumGradSteps: 5 } };
   const [eh, el] = [await rome(hosted, REQUEST, options), await rome(local, REQUEST, { ...options, stats: sl })];
   t.true(bytes((await rome(hosted, REQUEST, { ...options, stats: sl })).u).equals(bytes(eh.u)));
+  const file = join(TINYFACTS, "stats-layer1.safetensors");
+  const [fh, fl] = [await loadStats(file, hosted), loadStats(file)];
+  t.true(fh.mom2.buffer instanceof SharedArrayBuffer && Buffer.from(fh.mom2.buffer).equals(Buffer.from(fl.mom2.buffer)), "loadStats(path, hosted) reads on the worker");
   t.true(bytes(eh.u).equals(bytes(el.u)) && bytes(eh.v).equals(bytes(el.v)), "u and v bit for bit");
   t.deepEqual(eh.losses, el.losses);
 
@@ -77,9 +81,9 @@ test.serial("a ROME edit made on the worker is the in-thread edit; apply, undo a
   const off = await hosted.edits.withOnly([], () => hosted.nextTokenLogits([PROMPTS[0]!]));
   t.true(bytes(off[0]!).equals(bytes(before[0]!)), "withOnly([]) runs without the edit");
 
-  const file = join(tempDir(t), "edits.safetensors");
-  await exportEdits(hosted, file);
-  const [loaded] = await loadEdits(file, hosted);
+  const editsFile = join(tempDir(t), "edits.safetensors");
+  await exportEdits(hosted, editsFile);
+  const [loaded] = await loadEdits(editsFile, hosted);
   t.true(bytes(loaded!.u).equals(bytes(eh.u)));
 
   hosted.edits.undo(id);
@@ -106,29 +110,27 @@ test.serial("errors come back as RomeErrors with their codes, aborts as AbortErr
 });
 
 test.serial("the event loop stays free during a long hosted call", async (t) => {
-  const long = { ...TRACE, samples: 6 };
-  const measure = async (run: () => Promise<unknown>) => {
-    let last = performance.now();
-    let late = 0;
-    let ticks = 0;
-    const timer = setInterval(() => {
-      const now = performance.now();
-      late = Math.max(late, now - last - 10);
-      last = now;
-      ticks++;
-    }, 10);
-    const t0 = performance.now();
-    await run();
-    clearInterval(timer);
-    return { late, ticks, ms: performance.now() - t0 };
-  };
-  const inThread = await measure(() => traceKinds(local, long, ["resid", "mlp", "attn"]));
-  const onWorker = await measure(() => traceKinds(hosted, long, ["resid", "mlp", "attn"]));
-  t.log(`3-kind trace, 6 samples: in-thread ${inThread.ms.toFixed(0)} ms, timer late by up to ${inThread.late.toFixed(1)} ms; ` +
-    `hosted ${onWorker.ms.toFixed(0)} ms, late by up to ${onWorker.late.toFixed(1)} ms, ${onWorker.ticks} ticks (machine shared: timings vary)`);
-  // The timer keeps firing while the worker computes; the bound is loose because the machine is shared.
-  t.true(onWorker.ticks >= onWorker.ms / 10 / 4, `${onWorker.ticks} ticks in ${onWorker.ms.toFixed(0)} ms`);
-  t.true(onWorker.late < Math.max(100, inThread.late), `hosted lateness ${onWorker.late.toFixed(1)} ms`);
+  let last = performance.now();
+  let late = 0;
+  let ticks = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    late = Math.max(late, now - last - 10);
+    last = now;
+    ticks++;
+  }, 10);
+  const elu = performance.eventLoopUtilization();
+  const t0 = performance.now();
+  await traceKinds(hosted, { ...TRACE, samples: 6 }, ["resid", "mlp", "attn"]);
+  const ms = performance.now() - t0;
+  const busy = performance.eventLoopUtilization(elu).utilization;
+  clearInterval(timer);
+  t.log(`3-kind trace, 6 samples, hosted: ${ms.toFixed(0)} ms; this thread busy ${(100 * busy).toFixed(1)}% of it, ` +
+    `a 10 ms timer late by up to ${late.toFixed(1)} ms over ${ticks} ticks (machine shared: lateness includes scheduling delays)`);
+  // Busy time counts only callbacks on this thread, so it does not depend on how loaded the machine is;
+  // an in-thread trace keeps it near 100%.
+  t.true(busy < 0.3, `this thread was busy ${(100 * busy).toFixed(1)}% of the call`);
+  t.true(ticks >= ms / 10 / 4, `${ticks} ticks in ${ms.toFixed(0)} ms`);
 });
 
 test.serial("a dead worker rejects pending and later calls with ERR_WORKER; dispose ends the worker", async (t) => {
