@@ -31,6 +31,7 @@ export const traceSevered = hostable("traceSevered");
 export const traceDataset = hostable("traceDataset");
 export const patchActivations = hostable("patchActivations");
 export const computeStats = hostable("computeStats");
+export const computeStatsLayers = hostable("computeStatsLayers");
 export const loadStats = hostable("loadStats");
 export const rome = hostable("rome");
 export const evaluateRecords = hostable("evaluateRecords");
