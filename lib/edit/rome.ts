@@ -86,6 +86,9 @@ export async function rome(model: Model, request: RomeRequest, options: RomeOpti
     throw new RomeError("ERR_STATS_MISMATCH", `the statistics were computed for another model (fingerprint ${foreign}, this model's is ${model.fingerprint}); ` +
       "compute them for this model with computeStats, or pass { forceStats: true } to use them anyway");
   }
+  if (options.stats && !(options.stats.mom2 instanceof Float64Array && options.stats.mom2.length === options.stats.dim * options.stats.dim && options.stats.mom2.every(Number.isFinite))) {
+    throw new RomeError("ERR_NOT_FINITE", `the statistics' mom2 must be a Float64Array of ${options.stats.dim}² finite values (it holds NaN or infinity, or has the wrong length)`);
+  }
   if (options.stats && options.stats.dim !== cfg.nInner) throw new RomeError("ERR_STATS", `the statistics are ${options.stats.dim}-dimensional; this model's MLP keys have ${cfg.nInner}`);
   const tok = model.tokenizer;
 
