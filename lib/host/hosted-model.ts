@@ -3,6 +3,7 @@
 // Edits keep a main-thread mirror (the same EditSet code validates and assigns ids synchronously),
 // and each edit operation is posted in order, so any later call sees it. A worker that dies rejects
 // the pending calls and every later call with ERR_WORKER; the model must then be loaded again.
+import { AsyncLocalStorage } from "node:async_hooks";
 import { Worker } from "node:worker_threads";
 import { RomeError } from "../errors.js";
 import type { ModelConfig } from "../model/config.js";
@@ -36,6 +37,9 @@ export class HostedTokenizer {
  * the worker's EditSet. Reads (list, get, all) answer from the mirror; `withOnly` works as in-thread.
  */
 class MirroredEdits extends EditSet {
+  /** The ids of the innermost `withOnly` scope; each call made inside it carries them to the worker. */
+  readonly scope = new AsyncLocalStorage<readonly string[]>();
+
   constructor(private readonly host: HostedModel, config: ModelConfig) {
     // The mirror stacks no factors: only the worker's engine computes.
     super({ setEditFactors: () => {} }, config);
@@ -62,6 +66,19 @@ class MirroredEdits extends EditSet {
     super.enableOnly(ids);
     this.host.post("enableOnly", [ids]);
   }
+
+  override withOnly<T>(ids: readonly string[], fn: () => Promise<T>): Promise<T> {
+    return this.scope.run([...ids], () => super.withOnly(ids, fn));
+  }
+}
+
+/** tsx's ESM API, which the worker registers when the library runs from its TypeScript sources. */
+function tsxApi(): string {
+  try {
+    return import.meta.resolve("tsx/esm/api");
+  } catch (e) {
+    throw new RomeError("ERR_WORKER", "rome-node runs from its TypeScript sources, and its worker needs tsx to load them; install tsx or build dist/ (npm run build:ts)", { cause: e });
+  }
 }
 
 export class HostedModel {
@@ -73,6 +90,7 @@ export class HostedModel {
   readonly tokenizer: HostedTokenizer;
   /** Edits applied to this model; the same API as `Model.edits`. */
   readonly edits: EditSet;
+  private readonly mirror: MirroredEdits;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   /** Why calls now fail (the worker died or the model was disposed). */
@@ -85,7 +103,7 @@ export class HostedModel {
     this.batchSize = info.batchSize;
     this.sourceDir = info.sourceDir;
     this.tokenizer = new HostedTokenizer(this);
-    this.edits = new MirroredEdits(this, info.config);
+    this.edits = this.mirror = new MirroredEdits(this, info.config);
     worker.on("message", (m: FromWorker) => this.receive(m));
     worker.on("error", (e: Error) => this.fail(`failed: ${e.message}`));
     worker.on("exit", (code) => this.fail(`exited with code ${code}`));
@@ -98,7 +116,7 @@ export class HostedModel {
     const fromSources = here.endsWith(".ts");
     const init: WorkerInit = {
       module: new URL(`./worker.${fromSources ? "ts" : "js"}`, here).href,
-      tsx: fromSources ? import.meta.resolve("tsx/esm/api") : undefined,
+      tsx: fromSources ? tsxApi() : undefined,
       dir,
       options,
     };
@@ -182,7 +200,8 @@ export class HostedModel {
         p.onAbort = () => this.worker.postMessage({ type: "abort", id } satisfies ToWorker);
         split.abort.addEventListener("abort", p.onAbort, { once: true });
       }
-      this.worker.postMessage({ type: "call", id, target, name, args: split.args, callbacks: split.callbacks, signal: split.signal } satisfies ToWorker);
+      const scope = target === "edits" ? undefined : this.mirror.scope.getStore();
+      this.worker.postMessage({ type: "call", id, target, name, args: split.args, callbacks: split.callbacks, signal: split.signal, scope } satisfies ToWorker);
       this.pending.set(id, p);
       this.worker.ref();
     });
@@ -200,7 +219,14 @@ export class HostedModel {
     const p = this.pending.get(m.id);
     if (!p) return;
     if (m.type === "callback") {
-      p.callbacks.get(slotKey(m.slot))?.(...m.args);
+      try {
+        p.callbacks.get(slotKey(m.slot))?.(...m.args);
+      } catch (e) {
+        // as in-thread, a callback that throws ends its call: reject it, and stop the worker's side if it can be aborted
+        this.settle(m.id, p);
+        p.reject(e as Error);
+        this.worker.postMessage({ type: "abort", id: m.id } satisfies ToWorker);
+      }
       return;
     }
     this.settle(m.id, p);
