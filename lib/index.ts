@@ -1,6 +1,7 @@
 // rome-node's public API: load a GPT-style checkpoint, trace where a fact lives, edit it.
 export { RomeError, type RomeErrorCode } from "./errors.js";
-export { Model, type LoadOptions, type Prediction, type LogprobResult, type GenerateOptions } from "./runtime/model.js";
+export { Model, type LoadOptions, type ModelCallOptions, type Prediction, type LogprobResult, type GenerateOptions } from "./runtime/model.js";
+export { AbortError, type CallOptions, type Progress, type ProgressFn } from "./runtime/call.js";
 export type { ModelConfig } from "./model/config.js";
 export type { Site } from "./runtime/engine.js";
 export { trace, traceKinds, traceSevered, type TraceOptions, type TraceResult } from "./trace/trace.js";
@@ -12,7 +13,8 @@ export type { TraceKind } from "./trace/grid.js";
 export { computeStats, loadStats, type Stats, type StatsOptions } from "./edit/stats.js";
 export { rome, type RomeRequest, type RomeOptions, type RomeEdit } from "./edit/rome.js";
 export { contextTemplates } from "./edit/templates.js";
-export type { Edit, EditSummary, EditSet } from "./runtime/edits.js";
+export type { Edit, RankOneEdit, LowRankEdit, NewEdit, EditSelection, EditSummary, EditSet } from "./runtime/edits.js";
+export { EditView, type EditFactors, type LayerFactors } from "./runtime/edit-view.js";
 export { nativeCapabilities, setNativeThreads } from "./native.js";
 export { exportEdits, loadEdits, exportCheckpoint } from "./edit/export.js";
 export { patchActivations, type ActivationPatch, type PatchOptions, type PatchResult } from "./trace/patching.js";

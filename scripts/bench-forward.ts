@@ -16,6 +16,7 @@ import { IO } from "../lib/graph/segments.js";
 import type { ArchDescription, EmitContext, Weights } from "../lib/model/arch/types.js";
 import type { ModelConfig } from "../lib/model/config.js";
 import { attentionBias, padBatch, type Batch } from "../lib/runtime/batch.js";
+import { EditView } from "../lib/runtime/edit-view.js";
 import { headFlops, layerFlops } from "../lib/runtime/flops.js";
 import { Model } from "../lib/runtime/model.js";
 import { arg, printTable, time, writeResults } from "./bench-util.js";
@@ -131,7 +132,7 @@ for (const { B, T } of shapes) {
   const rows = B * T;
 
   // correctness: both paths agree on the logits
-  const segLogits = (await model.engine.run(padBatch(seqs), { head })).logits!;
+  const segLogits = (await model.engine.run(padBatch(seqs), { edits: EditView.NONE, head })).logits!;
   const monoOut = await mono.run(monoFeeds(cfg, padBatch(seqs), head));
   const monoLogits = monoOut[IO.logits]!.data as Float32Array;
   let maxDiff = 0;
@@ -149,7 +150,7 @@ for (const { B, T } of shapes) {
   const xData = new Float32Array(rows * D).map((_, i) => ((i * 40503) % 997) / 997 - 0.5);
   const mmFeeds = { x: new ort.Tensor("float32", xData, [rows, D]) };
 
-  const segFn = () => { const batch = padBatch(seqs); return model.engine.run(batch, { head }); };
+  const segFn = () => { const batch = padBatch(seqs); return model.engine.run(batch, { edits: EditView.NONE, head }); };
   const monoFn = () => mono.run(monoFeeds(cfg, padBatch(seqs), head));
   const segMed: number[] = [];
   const monoMed: number[] = [];

@@ -9,9 +9,10 @@ import { checkInt, checkOptionNames, RomeError } from "../errors.js";
 import { SafetensorsFile, writeSafetensors } from "../model/safetensors.js";
 import { SecondMoment } from "../native.js";
 import { padBatch } from "../runtime/batch.js";
-import type { Model } from "../runtime/model.js";
+import type { Model, ModelCallOptions } from "../runtime/model.js";
 
-export interface StatsOptions {
+/** `edits`: the edits of the layers below `layer` that the keys see (default: the model's enabled edits when the call starts). */
+export interface StatsOptions extends ModelCallOptions {
   /** Layer whose MLP key is measured. */
   layer: number;
   /** Corpus file: .txt (one text per non-empty line), .jsonl ({"text"} per line) or .json (array of strings or {text}). */
@@ -26,9 +27,8 @@ export interface StatsOptions {
   batchTokens?: number;
   /** Where statistics are cached; false disables the cache. Default: `.rome-cache/stats` in the working directory. */
   cacheDir?: string | false;
-  onProgress?: (tokens: number, total: number) => void;
 }
-const OPTIONS = ["layer", "corpus", "texts", "maxTokens", "maxSamples", "batchTokens", "cacheDir", "onProgress"] as const;
+const OPTIONS = ["layer", "corpus", "texts", "maxTokens", "maxSamples", "batchTokens", "cacheDir", "edits", "signal", "onProgress"] as const;
 
 export interface Stats {
   layer: number;
@@ -47,6 +47,7 @@ export interface Stats {
 
 export async function computeStats(model: Model, options: StatsOptions): Promise<Stats> {
   checkOptionNames("computeStats", options, OPTIONS);
+  const edits = model.edits.view(options.edits); // the call's edit set, captured before any await
   const cfg = model.config;
   const layer = checkInt("layer", options.layer, 0, cfg.nLayer - 1);
   const texts = readCorpus(options);
@@ -89,7 +90,7 @@ export async function computeStats(model: Model, options: StatsOptions): Promise
     }
     const batch = padBatch(batchSeqs);
     let key: Float32Array | undefined; // (B, T, F)
-    await model.engine.run(batch, { stopLayer: layer + 1, needKey: (l) => l === layer, hooks: { mlp: (l, s) => { if (l === layer) key = s.mlpKey; } } });
+    await model.engine.run(batch, { edits, stopLayer: layer + 1, needKey: (l) => l === layer, hooks: { mlp: (l, s) => { if (l === layer) key = s.mlpKey; } } });
     const rows = batchSeqs.reduce((a, s) => a + s.length, 0);
     const keys = new Float32Array(rows * F); // (rows, F) real tokens only
     let r = 0;
@@ -100,7 +101,7 @@ export async function computeStats(model: Model, options: StatsOptions): Promise
     });
     await acc.add({ dims: [rows, F], type: "float32", data: keys });
     done += rows;
-    options.onProgress?.(done, total);
+    options.onProgress?.({ phase: "tokens", done, total });
   }
   if (acc.count === 0) throw new RomeError("ERR_STATS", "the corpus has no tokens; give a non-empty corpus");
   const mom2 = acc.mean().data;

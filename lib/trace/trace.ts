@@ -5,7 +5,8 @@
 import { checkInt, checkNumber, checkOptionNames, RomeError } from "../errors.js";
 import { padBatch } from "../runtime/batch.js";
 import { layerFlops, headFlops } from "../runtime/flops.js";
-import type { Model } from "../runtime/model.js";
+import { throwIfAborted } from "../runtime/call.js";
+import type { Model, ModelCallOptions } from "../runtime/model.js";
 import { TRACE_KINDS, type TraceGrid, type TraceKind } from "./grid.js";
 import { runNaive } from "./naive.js";
 import { corrupt, subjectEmbeddingStd, type NoiseSpec, type NoiseType } from "./noise.js";
@@ -14,7 +15,11 @@ import { subjectChars, tokenRange } from "./subject.js";
 import { probOf } from "../runtime/sampling.js";
 import { minimalFlops, sweepMinimal, type SweepContext } from "./sweep.js";
 
-export interface TraceOptions {
+/**
+ * `edits`, `signal` and `onProgress` as every model call: abort stops within one batch of
+ * restorations; progress phase "restorations" counts the grid's cells (all kinds together).
+ */
+export interface TraceOptions extends ModelCallOptions {
   prompt: string;
   /** The subject as it appears in the prompt; its tokens receive the noise. */
   subject: string;
@@ -40,10 +45,9 @@ export interface TraceOptions {
   subjectChars?: [number, number];
   /** Memory budget for one batch of restorations, in MiB. Default 256. */
   memoryBudgetMB?: number;
-  onProgress?: (done: number, total: number) => void;
 }
 const TRACE_OPTIONS = ["prompt", "subject", "kind", "samples", "noise", "window", "seed", "strategy", "answer",
-  "subjectOccurrence", "subjectChars", "memoryBudgetMB", "onProgress"] as const;
+  "subjectOccurrence", "subjectChars", "memoryBudgetMB", "edits", "signal", "onProgress"] as const;
 
 export interface TraceResult extends TraceGrid {
   answer: { id: number; token: string };
@@ -74,24 +78,25 @@ export async function traceKinds(model: Model, options: TraceOptions, kinds: rea
   const plans: { kind: TraceKind; plans: Restoration[] }[] = kinds.map((k) => ({ kind: k, plans: planGrid(k, T, L, k === "resid" ? 1 : prep.window) }));
   const flops0 = prep.meter.flops;
   let scores: number[][];
+  const total = plans.reduce((a, p) => a + p.plans.length, 0);
+  const progress = (done: number) => options.onProgress?.({ phase: "restorations", done, total });
   if (prep.strategy === "naive") {
     scores = [];
     let done = 0;
-    const total = plans.reduce((a, p) => a + p.plans.length, 0);
     for (const p of plans) {
       const s: number[] = [];
       for (const r of p.plans) {
+        throwIfAborted(options.signal);
         s.push(await runNaive({ ...prep.naive }, r));
-        options.onProgress?.(++done, total);
+        progress(++done);
       }
       scores.push(s);
     }
   } else {
     // Positions before the subject never see the noise: their restorations change nothing.
     const live = plans.flatMap((p, k) => p.plans.map((r, i) => ({ k, i, r }))).filter(({ r }) => r.t >= prep.subjectRange[0]);
-    const total = plans.reduce((a, p) => a + p.plans.length, 0);
     const skipped = total - live.length;
-    const flat = await sweepMinimal({ ...prep.sweep, onProgress: (d) => options.onProgress?.(skipped + d, total) }, live.map((x) => x.r), lowScore);
+    const flat = await sweepMinimal({ ...prep.sweep, onProgress: (d) => progress(skipped + d) }, live.map((x) => x.r), lowScore);
     scores = plans.map((p) => new Array(p.plans.length).fill(lowScore));
     live.forEach(({ k, i }, j) => (scores[k]![i] = flat[j]!));
   }
@@ -122,15 +127,27 @@ export async function traceSevered(model: Model, options: TraceOptions): Promise
   const mlp = planSevered("mlp", t, prep.L);
   const attn = planSevered("attn", t, prep.L);
   const all = [...normal, ...mlp, ...attn];
-  const s = prep.strategy === "naive"
-    ? await Promise.all(all.map((r) => runNaive(prep.naive, r)))
-    : await sweepMinimal(prep.sweep, all, prep.lowScore);
+  const progress = (done: number) => options.onProgress?.({ phase: "restorations", done, total: all.length });
+  let s: number[];
+  if (prep.strategy === "naive") {
+    s = [];
+    for (const r of all) {
+      throwIfAborted(options.signal);
+      s.push(await runNaive(prep.naive, r));
+      progress(s.length);
+    }
+  } else {
+    s = await sweepMinimal({ ...prep.sweep, onProgress: progress }, all, prep.lowScore);
+  }
   const L = prep.L;
   return { layers: L, normal: s.slice(0, L), mlpSevered: s.slice(L, 2 * L), attnSevered: s.slice(2 * L), lowScore: prep.lowScore, highScore: prep.result.highScore, token: t };
 }
 
 async function prepare(model: Model, options: TraceOptions, kinds: readonly TraceKind[]) {
   checkOptionNames("trace", options, TRACE_OPTIONS);
+  const edits = model.edits.view(options.edits); // the call's edit set, captured before any await
+  const { signal } = options;
+  throwIfAborted(signal);
   for (const k of kinds) {
     if (!TRACE_KINDS.includes(k)) throw new RomeError("ERR_UNKNOWN_KIND", `unknown trace kind ${JSON.stringify(k)}; kinds: ${TRACE_KINDS.join(", ")}`);
   }
@@ -154,7 +171,8 @@ async function prepare(model: Model, options: TraceOptions, kinds: readonly Trac
 
   // Clean run (1 row): answer, high score, the states restorations copy.
   const meter = { flops: 0 };
-  const clean = await model.engine.run(padBatch([ids]), { record: ["resid_post", "attn_out", "mlp_out"], head: [[0, T - 1]], meter });
+  throwIfAborted(signal);
+  const clean = await model.engine.run(padBatch([ids]), { edits, record: ["resid_post", "attn_out", "mlp_out"], head: [[0, T - 1]], meter });
   let best = 0;
   const cl = clean.logits!;
   for (let v = 1; v < cl.length; v++) if (cl[v]! > cl[best]!) best = v;
@@ -171,7 +189,9 @@ async function prepare(model: Model, options: TraceOptions, kinds: readonly Trac
   const highScore = probOf(cl, answerId);
 
   // Corrupted run (N rows): low score, cached states and keys/values of every layer.
+  throwIfAborted(signal);
   const corruptedRun = await model.engine.run(padBatch(Array.from({ length: N }, () => ids)), {
+    edits,
     record: ["resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out"],
     keepCache: true,
     head: Array.from({ length: N }, (_, n) => [n, T - 1] as const),
@@ -195,7 +215,7 @@ async function prepare(model: Model, options: TraceOptions, kinds: readonly Trac
   const rowBytes = 4 * (T * (6 * D + cfg.nInner + T * (1 + H)) + 2 * T * D + V);
   const maxRows = Math.max(N, Math.floor((budget * 1024 * 1024) / rowBytes));
   const sweep: SweepContext = {
-    engine: model.engine, N, T, answer: answerId, clean: states(clean), corrupted: states(corruptedRun), cache: corruptedRun.cache!, maxRows, meter,
+    engine: model.engine, edits, signal, N, T, answer: answerId, clean: states(clean), corrupted: states(corruptedRun), cache: corruptedRun.cache!, maxRows, meter,
   };
   const tokens = ids.map((id) => model.tokenizer.tokenText(id));
   return {
@@ -203,7 +223,7 @@ async function prepare(model: Model, options: TraceOptions, kinds: readonly Trac
     baseFlops: { executed: baseExecuted, minimal: baseMinimal },
     sweep,
     meter,
-    naive: { engine: model.engine, ids, N, subject: subjectRange, noise, seed, answer: answerId, corrupted: sweep.corrupted, meter },
+    naive: { engine: model.engine, edits, ids, N, subject: subjectRange, noise, seed, answer: answerId, corrupted: sweep.corrupted, meter },
     result: {
       prompt: options.prompt, subject: options.subject,
       answer: { id: answerId, token: model.tokenizer.tokenText(answerId) },
