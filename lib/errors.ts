@@ -13,6 +13,7 @@ export type RomeErrorCode =
   | "ERR_SAFETENSORS_OFFSETS"
   | "ERR_DTYPE"
   | "ERR_MISSING_TENSOR"
+  | "ERR_UNUSED_TENSOR"
   | "ERR_SHAPE"
   | "ERR_SHARD_INDEX"
   | "ERR_TOKENIZER"

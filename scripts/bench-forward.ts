@@ -12,8 +12,8 @@
 import { cpus, loadavg } from "node:os";
 import ort from "onnxruntime-node";
 import { GraphBuilder } from "../lib/graph/builder.js";
-import { IO } from "../lib/graph/segments.js";
-import type { ArchDescription, EmitContext, Weights } from "../lib/model/arch/types.js";
+import { IO } from "../lib/arch/segments.js";
+import type { ArchDescription, EmitContext, Weights } from "../lib/arch/types.js";
 import type { ModelConfig } from "../lib/model/config.js";
 import { attentionBias, padBatch, type Batch } from "../lib/runtime/batch.js";
 import { EditView } from "../lib/runtime/edit-view.js";

@@ -5,8 +5,8 @@
 // residual output projections (attn.c_proj, mlp.c_proj) N(0, (std / √(2·nLayer))²), biases 0,
 // layer-norm gamma 1 and beta 0. The generator is seeded and fast (xorshift128+ with a
 // Box–Muller transform), so a GPT-2-small-sized model (124M values) fills in about a second.
-import { gpt2 } from "../lib/model/arch/gpt2.js";
-import type { ArchDescription, Weights } from "../lib/model/arch/types.js";
+import { gpt2 } from "../lib/arch/gpt2.js";
+import type { ArchDescription, Weights } from "../lib/arch/types.js";
 import type { ModelConfig } from "../lib/model/config.js";
 
 /** GPT-2 small: 12 layers, d 768, 12 heads, 3072 MLP, 50257 tokens, 1024 positions. */

@@ -11,8 +11,8 @@ import ort from "onnxruntime-node";
 import { buildGradient, DIFFERENTIABLE_OPS, inferValues } from "../lib/graph/autodiff.js";
 import { attr, GraphBuilder, type AttrValue } from "../lib/graph/builder.js";
 import { RomeError } from "../lib/errors.js";
-import { gpt2 } from "../lib/model/arch/gpt2.js";
-import type { EmitContext, Weights } from "../lib/model/arch/types.js";
+import { gpt2 } from "../lib/arch/gpt2.js";
+import type { EmitContext, Weights } from "../lib/arch/types.js";
 import type { ModelConfig } from "../lib/model/config.js";
 
 type F = "float32" | "float64";

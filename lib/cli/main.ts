@@ -15,6 +15,7 @@ import { exportCheckpoint, exportEdits } from "../edit/export.js";
 import { rome } from "../edit/rome.js";
 import { computeStats } from "../edit/stats.js";
 import { defaultHparams } from "../edit/hparams.js";
+import { fillTemplate } from "../edit/templates.js";
 import { Progress } from "./progress.js";
 
 const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -147,7 +148,7 @@ program.command("edit")
   .action(async (o: { prompt: string; subject: string; targetNew: string; corpus: string; layer?: number; form: "r-rome" | "reference"; steps?: number; exportEdits?: string; exportCheckpoint?: string }) => {
     await withModel(program.opts(), async (m) => {
       const layer = o.layer ?? defaultHparams(m.config).layer;
-      const text = o.prompt.replace("{}", o.subject);
+      const text = fillTemplate(o.prompt, o.subject);
       const show = async (label: string) => {
         const [p] = await m.predict([text], { topK: 3 });
         console.log(`${label}: ${text} → ${p!.map((x) => `${JSON.stringify(x.token)} ${(100 * x.prob).toFixed(1)}%`).join(", ")}`);

@@ -13,7 +13,7 @@ export interface KeysAt {
   outputs: Float32Array;
 }
 
-export async function keysAt(model: Model, layer: number, prompts: readonly Located[], edits: EditView): Promise<KeysAt> {
+export async function keysAt(model: Model, layer: number, prompts: readonly Located[], edits: EditView = model.edits.view()): Promise<KeysAt> {
   const { nInner: F, nEmbd: D } = model.config;
   const batch = padBatch(prompts.map((p) => p.ids));
   let key: Float32Array | undefined; // (B, T, F)

@@ -2,16 +2,16 @@
 // k* from the subject's last token over context templates, v* by optimising the MLP output there,
 // u and v in closed form against the key statistics. Returns the edit; `model.edits.apply(edit)`
 // applies it (as factors beside the unchanged base weights).
-import { checkInt, checkOptionNames, RomeError } from "../errors.js";
+import { checkInt, checkNumber, checkOptionNames, RomeError } from "../errors.js";
 import { EditView } from "../runtime/edit-view.js";
 import type { RankOneEdit } from "../runtime/edits.js";
 import type { Model, ModelCallOptions } from "../runtime/model.js";
-import { defaultHparams, type RomeHparams } from "./hparams.js";
+import { resolveHparams, type RomeHparams } from "./hparams.js";
 import { keysAt, meanRows } from "./keys.js";
 import { locateSubject } from "./lookup.js";
 import type { Stats } from "./stats.js";
-import { checkTemplates, contextTemplates } from "./templates.js";
-import { rankOneUpdate, solveStats, type GuardOptions, type UpdateForm } from "./update.js";
+import { checkTemplates, contextTemplates, fillTemplate } from "./templates.js";
+import { checkGuard, rankOneUpdate, solveStats, type GuardOptions, type UpdateForm } from "./update.js";
 import { computeValue, type ValueStep } from "./value.js";
 
 export interface RomeRequest {
@@ -63,7 +63,10 @@ export async function rome(model: Model, request: RomeRequest, options: RomeOpti
   checkOptionNames("rome request", request, ["prompt", "subject", "targetNew", "targetTrue"]);
   const t0 = performance.now();
   const cfg = model.config;
-  const hp: RomeHparams = { ...defaultHparams(cfg), ...options.hparams };
+  const hp = resolveHparams(cfg, options.hparams);
+  checkGuard(options.guard);
+  if (options.ridge !== undefined) checkNumber("ridge", options.ridge, 0, Number.MAX_VALUE);
+  if (options.seed !== undefined) checkInt("seed", options.seed, 0, 2 ** 32 - 1);
   const layer = checkInt("layer", options.layer ?? hp.layer, 0, cfg.nLayer - 1);
   const form = options.form ?? "r-rome";
   if (form !== "r-rome" && form !== "reference") throw new RomeError("ERR_ARGUMENT", `form must be "r-rome" or "reference", received ${JSON.stringify(form)}`);
@@ -83,7 +86,7 @@ export async function rome(model: Model, request: RomeRequest, options: RomeOpti
   const t1 = performance.now();
 
   // Keys: k* over the templates, k0 of the bare prompt, and the MLP outputs there.
-  const keyPrompts = await Promise.all(templates.map((t) => locateSubject(tok, t.replace("{}", request.prompt), request.subject)));
+  const keyPrompts = await Promise.all(templates.map((t) => locateSubject(tok, fillTemplate(t, request.prompt), request.subject)));
   const bare = await locateSubject(tok, request.prompt, request.subject);
   for (const p of [...keyPrompts, bare]) model.checkLength(p.ids.length, "a templated prompt");
   const F = cfg.nInner;
@@ -100,11 +103,11 @@ export async function rome(model: Model, request: RomeRequest, options: RomeOpti
   const targetText = /^\s/.test(request.targetNew) ? request.targetNew : " " + request.targetNew;
   const target = (await tok.encode(targetText)).ids;
   const head = tok.decode(target.slice(0, -1));
-  const rewriting = await Promise.all(templates.map((t) => locateSubject(tok, t.replace("{}", request.prompt) + head, request.subject)));
+  const rewriting = await Promise.all(templates.map((t) => locateSubject(tok, fillTemplate(t, request.prompt) + head, request.subject)));
   for (const p of rewriting) model.checkLength(p.ids.length, "a rewriting prompt");
   const kl = await locateSubject(tok, "{} is a", request.subject);
   const value = await computeValue(model, layer, rewriting, kl, target, edits, {
-    steps: checkInt("hparams.vNumGradSteps", hp.vNumGradSteps, 1, 100000), lr: hp.vLr, weightDecay: hp.vWeightDecay,
+    steps: hp.vNumGradSteps, lr: hp.vLr, weightDecay: hp.vWeightDecay,
     klFactor: hp.klFactor, clampNormFactor: hp.clampNormFactor,
   });
   const t3 = performance.now();

@@ -47,3 +47,13 @@ export function checkTemplates(templates: readonly string[]): string[] {
   });
   return [...templates];
 }
+
+/**
+ * `template` with its first "{}" replaced by `text`, literally: never through String.replace, whose
+ * patterns (`$&`, `$'`, `$$`) would rewrite user text.
+ */
+export function fillTemplate(template: string, text: string): string {
+  const at = template.indexOf("{}");
+  if (at < 0) throw new RomeError("ERR_ARGUMENT", `the template ${JSON.stringify(template)} has no "{}"`);
+  return template.slice(0, at) + text + template.slice(at + 2);
+}

@@ -6,7 +6,7 @@
 import ort from "onnxruntime-node";
 import { buildGradient } from "../graph/autodiff.js";
 import { attr } from "../graph/builder.js";
-import { emitContext, emitEditedMlp } from "../graph/segments.js";
+import { emitContext, emitEditedMlp } from "../arch/segments.js";
 import { RomeError } from "../errors.js";
 import type { Model } from "../runtime/model.js";
 

@@ -5,10 +5,11 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { RomeError } from "../errors.js";
-import { findArchitecture } from "./arch/index.js";
-import type { ArchDescription, Weights } from "./arch/types.js";
+import { findArchitecture } from "../arch/index.js";
+import type { ArchDescription, Weights } from "../arch/types.js";
 import { readConfigJson, type ModelConfig } from "./config.js";
 import { SafetensorsFile } from "./safetensors.js";
+import { checkFinite, checkSpecialTokens, checkTensorNames } from "./validate.js";
 
 export interface Checkpoint {
   dir: string;
@@ -29,21 +30,27 @@ export function loadCheckpoint(dir: string): Checkpoint {
   const raw = readConfigJson(configPath);
   const arch = findArchitecture(raw, configPath);
   const config = arch.config(raw, configPath);
+  checkSpecialTokens(raw, config, configPath);
   const files = openWeightFiles(dir);
   try {
+    const shapes = arch.weightShapes(config);
+    const found = new Map<string, [SafetensorsFile, string]>();
+    for (const name of shapes.keys()) {
+      const hit = locate(files, arch.prefixes, name);
+      if (hit) found.set(name, hit);
+    }
+    checkTensorNames(dir, arch, config, [...shapes.keys()], new Map([...found].map(([n, [, s]]) => [n, s])), files.flatMap((f) => [...f.entries.keys()]));
     const weights: Weights = new Map();
     const storedNames = new Map<string, string>();
-    for (const [name, shape] of arch.weightShapes(config)) {
-      const found = locate(files, arch.prefixes, name);
-      if (!found) {
-        throw new RomeError("ERR_MISSING_TENSOR", `${dir}: the checkpoint has no tensor '${arch.prefixes[0]}${name}' (nor '${name}'), which a ${arch.name} model with this config.json needs`);
-      }
-      const [file, stored] = found;
+    for (const [name, shape] of shapes) {
+      const [file, stored] = found.get(name)!;
       const entry = file.entry(stored);
       if (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i])) {
         throw new RomeError("ERR_SHAPE", `${file.path}: tensor '${stored}' has shape [${entry.shape}] but config.json implies [${shape}]`);
       }
-      weights.set(name, { shape, data: file.readFloat32(stored) });
+      const data = file.readFloat32(stored);
+      checkFinite(file.path, stored, data);
+      weights.set(name, { shape, data });
       storedNames.set(name, stored);
     }
     return { dir, arch, config, weights, storedNames, fingerprint: fingerprint(config, weights) };
@@ -71,11 +78,12 @@ function openWeightFiles(dir: string): SafetensorsFile[] {
   const files: SafetensorsFile[] = [];
   try {
     for (const shard of shards) {
-      if (typeof shard !== "string" || shard.includes("/") || shard.includes("\\")) {
+      if (typeof shard !== "string" || shard === "" || shard === "." || shard === ".." || shard.includes("/") || shard.includes("\\") || shard.includes("\0")) {
         throw new RomeError("ERR_SHARD_INDEX", `${index} names an invalid shard ${JSON.stringify(shard)}`);
       }
       const path = join(dir, shard);
       if (!existsSync(path)) throw new RomeError("ERR_SHARD_INDEX", `${index} names shard ${shard}, which is missing from ${dir}`);
+      if (!statSync(path).isFile()) throw new RomeError("ERR_SHARD_INDEX", `${index} names shard ${shard}, which is not a file`);
       files.push(SafetensorsFile.open(path));
     }
   } catch (e) {

@@ -1,5 +1,5 @@
 // The model configuration rome-node works with, read from a Hugging Face `config.json`. Each
-// architecture description maps its own config keys onto this one shape (lib/model/arch/).
+// architecture description maps its own config keys onto this one shape (lib/arch/).
 import { readFileSync } from "node:fs";
 import { RomeError } from "../errors.js";
 

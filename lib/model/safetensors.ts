@@ -5,6 +5,7 @@
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { RomeError } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
+import { checkNoOverlap } from "./validate.js";
 
 export type SafetensorsDtype = "F32" | "F16" | "BF16" | "F64" | "I64" | "I32";
 
@@ -52,7 +53,9 @@ export class SafetensorsFile {
   }
 
   private static parse(path: string, fd: number): SafetensorsFile {
-    const size = fstatSync(fd).size;
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new RomeError("ERR_MODEL_DIR", `${path} is not a file`);
+    const size = st.size;
     if (size < 8) throw new RomeError("ERR_SAFETENSORS_TRUNCATED", `${path} is ${size} bytes: too short for a safetensors header`);
     const lenBuf = Buffer.alloc(8);
     readSync(fd, lenBuf, 0, 8, 0);
@@ -105,6 +108,7 @@ export class SafetensorsFile {
       }
       entries.set(name, { name, dtype, shape: shape as number[], begin, end });
     }
+    checkNoOverlap(path, entries.values());
     return new SafetensorsFile(path, fd, entries, metadata, dataStart);
   }
 

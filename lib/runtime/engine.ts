@@ -3,9 +3,9 @@
 // reads it. A run can start at any layer from given states, stop early, reuse and return KV
 // caches, and evaluate the head at selected positions only. Counts the FLOPs it executes
 // into the meter a caller passes.
-import type { ArchDescription, Weights } from "../model/arch/types.js";
+import type { ArchDescription, Weights } from "../arch/types.js";
 import type { ModelConfig } from "../model/config.js";
-import { compileAttention, compileEmbed, compileHead, compileMlp, compileScoreHead, IO } from "../graph/segments.js";
+import { compileAttention, compileEmbed, compileHead, compileMlp, compileScoreHead, IO } from "../arch/segments.js";
 import { RomeError } from "../errors.js";
 import { attentionBias, type Batch } from "./batch.js";
 import type { EditView } from "./edit-view.js";

@@ -2,7 +2,7 @@
 // operations users call — next-token logits, top-k predictions, generation with a KV cache,
 // teacher-forced log-probabilities — and `forward` for recorded intermediate states.
 import { checkInt, checkOptionNames, RomeError } from "../errors.js";
-import type { ArchDescription, Weights } from "../model/arch/types.js";
+import type { ArchDescription, Weights } from "../arch/types.js";
 import { fingerprint, loadCheckpoint } from "../model/checkpoint.js";
 import type { ModelConfig } from "../model/config.js";
 import { Tokenizer } from "../model/tokenizer.js";

@@ -2,7 +2,7 @@
 // feeds are typed arrays with dims and failures arrive as RomeError("ERR_ONNX") naming the segment.
 import ort from "onnxruntime-node";
 import { RomeError } from "../errors.js";
-import type { Segment } from "../graph/segments.js";
+import type { Segment } from "../arch/segments.js";
 
 export type Feed = { data: Float32Array | BigInt64Array; dims: number[] };
 

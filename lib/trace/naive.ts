@@ -16,6 +16,8 @@ export interface NaiveContext {
   subject: [number, number];
   noise: NoiseSpec;
   seed: number;
+  /** Which draw of the seed's stream corrupts the run (see `corrupt`). Default 0. */
+  draw?: number;
   answer: number;
   meter: FlopMeter;
   /** The corrupted run's states (N rows), for patches that freeze to corrupted values. */
@@ -48,7 +50,7 @@ export async function runNaive(ctx: NaiveContext, r?: Restoration): Promise<numb
     meter: ctx.meter,
     hooks: {
       // rows 1..N get noise; the draw is (N, e − b, D), the same for every restoration
-      tokEmbed: (tok) => corrupt(tok.subarray(T * D), N, T, D, ctx.subject, ctx.noise, ctx.seed),
+      tokEmbed: (tok) => corrupt(tok.subarray(T * D), N, T, D, ctx.subject, ctx.noise, ctx.seed, ctx.draw),
       attn: (layer, s) => {
         for (const p of r?.patches ?? []) {
           if (p.site === "attn" && p.layer === layer) patch(s.residMid, s.resid, s.attnOut, p, "attn");

@@ -15,10 +15,21 @@ export interface NoiseSpec {
   level: number;
 }
 
-/** Adds (or writes) noise into token embeddings tok (N, T, D) at positions [b, e), all N rows. */
-export function corrupt(tok: Float32Array, N: number, T: number, D: number, [b, e]: [number, number], spec: NoiseSpec, seed: number): void {
+/**
+ * Adds (or writes) noise into token embeddings tok (N, T, D) at positions [b, e), all N rows.
+ * `draw` k > 0 takes the (k + 1)-th draw of the same stream: the numbers a second (third …)
+ * `prng(N, e - b, D)` call on one RandomState(seed) returns, as the reference's two-pass
+ * `trace_with_repatch` does.
+ */
+export function corrupt(tok: Float32Array, N: number, T: number, D: number, [b, e]: [number, number], spec: NoiseSpec, seed: number, draw = 0): void {
   // One draw of shape (N, e − b, D) in C order, as `prng.randn(N, e - b, D)`.
   const rs = new NumpyRandomState(seed);
+  const skip = draw * N * (e - b); // rows of D values drawn by the earlier calls
+  const scratch = new Float32Array(skip > 0 ? D : 0); // (D,)
+  for (let i = 0; i < skip; i++) {
+    if (spec.type === "uniform") rs.addUniform(scratch, 1);
+    else rs.addGauss(scratch, 1);
+  }
   for (let n = 0; n < N; n++) {
     for (let t = b; t < e; t++) {
       const at = (n * T + t) * D;

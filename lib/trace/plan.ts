@@ -61,12 +61,17 @@ export function planGrid(kind: TraceKind, T: number, nLayer: number, window: num
 
 /**
  * The severed-path experiment at position t: restore the residual stream after layer l while the
- * MLP (or attention) outputs at t in every later layer are frozen to their corrupted values.
+ * MLP (or attention) outputs at t are frozen to corrupted values. With `everyLayer` false the
+ * frozen values are the run's own corrupted ones, so only the layers after l need a patch; with
+ * true (the reference's two-pass semantics, where they come from another corruption) every layer
+ * but l is patched (layer l's own output at t is overwritten by the restoration).
  */
-export function planSevered(component: "mlp" | "attn", t: number, nLayer: number): Restoration[] {
+export function planSevered(component: "mlp" | "attn", t: number, nLayer: number, everyLayer = false): Restoration[] {
   const out: Restoration[] = [];
   for (let l = 0; l < nLayer; l++) {
-    const patches: Restoration["patches"] = [{ layer: l, site: "resid", source: "clean" }];
+    const patches: Restoration["patches"] = [];
+    for (let j = 0; j < l && everyLayer; j++) patches.push({ layer: j, site: component, source: "corrupted" });
+    patches.push({ layer: l, site: "resid", source: "clean" });
     for (let j = l + 1; j < nLayer; j++) patches.push({ layer: j, site: component, source: "corrupted" });
     out.push({ kind: component === "mlp" ? "severed-mlp" : "severed-attn", t, column: l, lo: l, hi: l + 1, patches });
   }

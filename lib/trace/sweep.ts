@@ -24,6 +24,8 @@ export interface SweepContext {
   clean: RunStates;      // rows 1
   corrupted: RunStates;  // rows N
   cache: KVCache;        // corrupted keys/values, (N, H, T, Dh) per layer
+  /** States that patches with source "corrupted" copy (rows N); default `corrupted`. */
+  frozen?: RunStates;
   /** Largest batch (rows) one engine call may take. */
   maxRows: number;
   meter: FlopMeter;
@@ -134,6 +136,7 @@ function entryBlock(ctx: SweepContext, r: Restoration, t: number, out: Float32Ar
   const D = ctx.engine.config.nEmbd;
   const { N, T, clean, corrupted } = ctx;
   const p = r.patches[0]!;
+  const frozen = ctx.frozen ?? corrupted;
   const src = p.site === "attn" ? corrupted.residMid[p.layer]! : corrupted.residPost[p.layer]!; // (N, T, D)
   const Tp = T - t;
   for (let n = 0; n < N; n++) out.set(src.subarray((n * T + t) * D, (n + 1) * T * D), n * Tp * D);
@@ -143,13 +146,18 @@ function entryBlock(ctx: SweepContext, r: Restoration, t: number, out: Float32Ar
       out.set(clean.residPost[p.layer]!.subarray(t * D, (t + 1) * D), at);
     } else {
       const base = (p.site === "attn" ? corrupted.residPre : corrupted.residMid)[p.layer]!;
-      const comp = (p.site === "attn" ? clean.attnOut : clean.mlpOut)[p.layer]!;
-      for (let i = 0; i < D; i++) out[at + i] = base[(n * T + t) * D + i]! + comp[t * D + i]!;
+      const states = p.source === "clean" ? clean : frozen;
+      const comp = (p.site === "attn" ? states.attnOut : states.mlpOut)[p.layer]!; // (1 or N, T, D)
+      const c = ((p.source === "clean" ? 0 : n) * T + t) * D;
+      for (let i = 0; i < D; i++) out[at + i] = base[(n * T + t) * D + i]! + comp[c + i]!;
     }
   }
 }
 
-/** After a half-block: out[row, 0] = input[row, 0] + component value, for the patches at this step. */
+/**
+ * After a half-block: out[row, 0] = input[row, 0] + component value for the patches at this step,
+ * then (after an MLP half) the clean residual state for a restoration that is not the entry patch.
+ */
 function applyPatches(ctx: SweepContext, active: Restoration[], layer: number, site: "attn" | "mlp", t: number,
   input: Float32Array, out: Float32Array, Tp: number): void {
   const D = ctx.engine.config.nEmbd;
@@ -158,9 +166,14 @@ function applyPatches(ctx: SweepContext, active: Restoration[], layer: number, s
     for (let i = 1; i < r.patches.length; i++) {
       const p = r.patches[i]!;
       if (p.layer !== layer || p.site !== site) continue;
-      const states = p.source === "clean" ? ctx.clean : ctx.corrupted;
+      const states = p.source === "clean" ? ctx.clean : ctx.frozen ?? ctx.corrupted;
       const comp = (site === "attn" ? states.attnOut : states.mlpOut)[layer]!;
       patchRows(out, input, comp, k * N, N, Tp, D, T, t, p.source === "clean");
+    }
+    const resid = r.patches.findIndex((p, i) => i > 0 && p.site === "resid" && p.layer === layer);
+    if (site === "mlp" && resid > 0) {
+      const clean = ctx.clean.residPost[layer]!.subarray(t * D, (t + 1) * D);
+      for (let n = 0; n < N; n++) out.set(clean, (k * N + n) * Tp * D);
     }
   });
 }

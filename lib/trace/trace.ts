@@ -5,10 +5,11 @@
 import { checkInt, checkNumber, checkOptionNames, RomeError } from "../errors.js";
 import { padBatch } from "../runtime/batch.js";
 import { layerFlops, headFlops } from "../runtime/flops.js";
+import type { FlopMeter, RunResult } from "../runtime/engine.js";
 import { throwIfAborted } from "../runtime/call.js";
 import type { Model, ModelCallOptions } from "../runtime/model.js";
 import { TRACE_KINDS, type TraceGrid, type TraceKind } from "./grid.js";
-import { runNaive } from "./naive.js";
+import { runNaive, type NaiveContext } from "./naive.js";
 import { corrupt, subjectEmbeddingStd, type NoiseSpec, type NoiseType } from "./noise.js";
 import { planGrid, planSevered, type Restoration, type RunStates } from "./plan.js";
 import { subjectChars, tokenRange } from "./subject.js";
@@ -116,31 +117,101 @@ export async function traceKinds(model: Model, options: TraceOptions, kinds: rea
 }
 
 /**
+ * Where the frozen values of the severed-path experiment come from. "consistent": the corrupted
+ * run the restoration is put into (one corruption). "reference": kmeng01/rome's
+ * `trace_with_repatch`, which runs twice from one `RandomState(seed)`: the frozen outputs come
+ * from the first draw and the restored run gets the next numbers, a different corruption.
+ */
+export type SeveredSemantics = "consistent" | "reference";
+
+export interface SeveredOptions extends TraceOptions {
+  /** Default "consistent"; "reference" reproduces the paper's published numbers (see SeveredSemantics). */
+  semantics?: SeveredSemantics;
+}
+
+export interface SeveredResult {
+  layers: number;
+  normal: number[];
+  mlpSevered: number[];
+  attnSevered: number[];
+  lowScore: number;
+  highScore: number;
+  /** The restored position: the subject's last token. */
+  token: number;
+  semantics: SeveredSemantics;
+}
+
+/**
  * The severed-path experiment at the subject's last token: for each layer, p(answer) with the
  * residual state restored, with it restored while MLP outputs at that token are frozen to their
  * corrupted values in all layers, and the same for attention.
  */
-export async function traceSevered(model: Model, options: TraceOptions): Promise<{ layers: number; normal: number[]; mlpSevered: number[]; attnSevered: number[]; lowScore: number; highScore: number; token: number }> {
-  const prep = await prepare(model, options, ["resid"]);
-  const t = prep.subjectRange[1] - 1;
-  const normal = planGrid("resid", prep.T, prep.L, 1).filter((r) => r.t === t);
-  const mlp = planSevered("mlp", t, prep.L);
-  const attn = planSevered("attn", t, prep.L);
-  const all = [...normal, ...mlp, ...attn];
-  const progress = (done: number) => options.onProgress?.({ phase: "restorations", done, total: all.length });
-  let s: number[];
-  if (prep.strategy === "naive") {
-    s = [];
-    for (const r of all) {
-      throwIfAborted(options.signal);
-      s.push(await runNaive(prep.naive, r));
-      progress(s.length);
-    }
-  } else {
-    s = await sweepMinimal({ ...prep.sweep, onProgress: progress }, all, prep.lowScore);
+export async function traceSevered(model: Model, options: SeveredOptions): Promise<SeveredResult> {
+  const { semantics = "consistent", ...traceOptions } = options;
+  if (semantics !== "consistent" && semantics !== "reference") {
+    throw new RomeError("ERR_ARGUMENT", `semantics must be "consistent" or "reference", received ${JSON.stringify(semantics)}`);
   }
+  const prep = await prepare(model, traceOptions, ["resid"]);
+  const t = prep.subjectRange[1] - 1;
   const L = prep.L;
-  return { layers: L, normal: s.slice(0, L), mlpSevered: s.slice(L, 2 * L), attnSevered: s.slice(2 * L), lowScore: prep.lowScore, highScore: prep.result.highScore, token: t };
+  const normal = planGrid("resid", prep.T, L, 1).filter((r) => r.t === t);
+  const reference = semantics === "reference";
+  const severed = [...planSevered("mlp", t, L, reference), ...planSevered("attn", t, L, reference)];
+  let sweep = prep.sweep;
+  let naive: NaiveContext = prep.naive;
+  if (reference) {
+    // The second pass: the next draw of the stream, its own states and cache; frozen values from the first.
+    throwIfAborted(options.signal);
+    const second = await corruptedRun(model, prep.naive, 1, prep.meter);
+    sweep = { ...prep.sweep, corrupted: runStates(second), cache: second.cache!, frozen: prep.sweep.corrupted };
+    naive = { ...prep.naive, draw: 1 };
+  }
+  const total = normal.length + severed.length;
+  let finished = 0; // restorations of the passes before this one
+  const run = async (ctx: SweepContext, nctx: NaiveContext, plans: Restoration[]) => {
+    const before = finished;
+    const progress = (done: number) => options.onProgress?.({ phase: "restorations", done: before + done, total });
+    let s: number[] = [];
+    if (prep.strategy === "naive") {
+      for (const r of plans) {
+        throwIfAborted(options.signal);
+        s.push(await runNaive(nctx, r));
+        progress(s.length);
+      }
+    } else {
+      s = await sweepMinimal({ ...ctx, onProgress: progress }, plans, prep.lowScore);
+    }
+    finished += plans.length;
+    return s;
+  };
+  const s = reference
+    ? [...await run(prep.sweep, prep.naive, normal), ...await run(sweep, naive, severed)]
+    : await run(sweep, naive, [...normal, ...severed]);
+  return {
+    layers: L, normal: s.slice(0, L), mlpSevered: s.slice(L, 2 * L), attnSevered: s.slice(2 * L),
+    lowScore: prep.lowScore, highScore: prep.result.highScore, token: t, semantics,
+  };
+}
+
+/** A corrupted run (N rows, draw `draw` of the seed's stream) recording every state and the keys/values. */
+async function corruptedRun(model: Model, ctx: NaiveContext, draw: number, meter: FlopMeter): Promise<RunResult> {
+  const { ids, N, subject, noise, seed } = ctx;
+  const T = ids.length;
+  return await model.engine.run(padBatch(Array.from({ length: N }, () => ids)), {
+    edits: ctx.edits,
+    record: ["resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out"],
+    keepCache: true,
+    head: Array.from({ length: N }, (_, n) => [n, T - 1] as const),
+    hooks: { tokEmbed: (tok) => corrupt(tok, N, T, model.config.nEmbd, subject, noise, seed, draw) },
+    meter,
+  });
+}
+
+function runStates(r: RunResult): RunStates {
+  return {
+    residPre: r.records.resid_pre ?? [], residMid: r.records.resid_mid ?? [], residPost: r.records.resid_post!,
+    attnOut: r.records.attn_out!, mlpOut: r.records.mlp_out!,
+  };
 }
 
 async function prepare(model: Model, options: TraceOptions, kinds: readonly TraceKind[]) {
@@ -180,6 +251,9 @@ async function prepare(model: Model, options: TraceOptions, kinds: readonly Trac
   if (options.answer !== undefined) {
     if (typeof options.answer === "number") answerId = checkInt("answer", options.answer, 0, cfg.vocabSize - 1);
     else {
+      if (typeof options.answer !== "string" || options.answer === "") {
+        throw new RomeError("ERR_ARGUMENT", `answer must be a non-empty string or a token id, received ${JSON.stringify(options.answer)}`);
+      }
       const text = /^\s/.test(options.answer) ? options.answer : " " + options.answer;
       const a = await model.tokenizer.encode(text);
       if (a.ids.length === 0) throw new RomeError("ERR_ARGUMENT", "the expected answer is empty");
@@ -190,32 +264,22 @@ async function prepare(model: Model, options: TraceOptions, kinds: readonly Trac
 
   // Corrupted run (N rows): low score, cached states and keys/values of every layer.
   throwIfAborted(signal);
-  const corruptedRun = await model.engine.run(padBatch(Array.from({ length: N }, () => ids)), {
-    edits,
-    record: ["resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out"],
-    keepCache: true,
-    head: Array.from({ length: N }, (_, n) => [n, T - 1] as const),
-    hooks: { tokEmbed: (tok) => corrupt(tok, N, T, D, subjectRange, noise, seed) },
-    meter,
-  });
+  const naive: NaiveContext = { engine: model.engine, edits, ids, N, subject: subjectRange, noise, seed, answer: answerId, meter };
+  const corruptedRun0 = await corruptedRun(model, naive, 0, meter);
   const V = cfg.vocabSize;
   let low = 0;
-  for (let n = 0; n < N; n++) low += probOf(corruptedRun.logits!.subarray(n * V, (n + 1) * V), answerId);
+  for (let n = 0; n < N; n++) low += probOf(corruptedRun0.logits!.subarray(n * V, (n + 1) * V), answerId);
   const lowScore = low / N;
   const baseExecuted = meter.flops;
   const baseMinimal = (N + 1) * L * layerFlops(cfg, 1, T, 0) + headFlops(cfg, N + 1);
 
-  const states = (r: typeof clean): RunStates => ({
-    residPre: r.records.resid_pre ?? [], residMid: r.records.resid_mid ?? [], residPost: r.records.resid_post!,
-    attnOut: r.records.attn_out!, mlpOut: r.records.mlp_out!,
-  });
   // Bytes per batch row of the sweep: states of every position (resid in/out, components,
   // attention bias, past keys/values) and one row of logits.
   const H = cfg.nHead;
   const rowBytes = 4 * (T * (6 * D + cfg.nInner + T * (1 + H)) + 2 * T * D + V);
   const maxRows = Math.max(N, Math.floor((budget * 1024 * 1024) / rowBytes));
   const sweep: SweepContext = {
-    engine: model.engine, edits, signal, N, T, answer: answerId, clean: states(clean), corrupted: states(corruptedRun), cache: corruptedRun.cache!, maxRows, meter,
+    engine: model.engine, edits, signal, N, T, answer: answerId, clean: runStates(clean), corrupted: runStates(corruptedRun0), cache: corruptedRun0.cache!, maxRows, meter,
   };
   const tokens = ids.map((id) => model.tokenizer.tokenText(id));
   return {
@@ -223,7 +287,7 @@ async function prepare(model: Model, options: TraceOptions, kinds: readonly Trac
     baseFlops: { executed: baseExecuted, minimal: baseMinimal },
     sweep,
     meter,
-    naive: { engine: model.engine, edits, ids, N, subject: subjectRange, noise, seed, answer: answerId, corrupted: sweep.corrupted, meter },
+    naive: { ...naive, corrupted: sweep.corrupted },
     result: {
       prompt: options.prompt, subject: options.subject,
       answer: { id: answerId, token: model.tokenizer.tokenText(answerId) },

@@ -2,10 +2,10 @@
 // state — after the embeddings, after each attention half-block, after each MLP half-block — and a
 // head evaluated at selected positions only. The I/O names below are the contract with the engine;
 // the bodies come from the architecture description.
-import type { ArchDescription, EmitContext, Weights } from "../model/arch/types.js";
+import type { ArchDescription, EmitContext, Weights } from "./types.js";
 import type { ModelConfig } from "../model/config.js";
 import { RomeError } from "../errors.js";
-import { attr, GraphBuilder } from "./builder.js";
+import { attr, GraphBuilder } from "../graph/builder.js";
 
 /** Segment I/O names (B batch, T new tokens, P past tokens, S = P + T). */
 export const IO = {

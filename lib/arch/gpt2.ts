@@ -1,10 +1,10 @@
 // GPT-2 as Hugging Face writes it (GPT2LMHeadModel / GPT2Model): learned position embeddings,
 // pre-norm blocks, fused QKV in Conv1D [in, out] layout (used as is: x @ W), gelu_new, a head tied
 // to the token embeddings. Canonical weight names are HF's without the "transformer." prefix.
-import { activation, affine, cachedAttention, layerNorm, splitHeads } from "../../graph/ops.js";
-import { RomeError } from "../../errors.js";
-import { attr } from "../../graph/builder.js";
-import { configInt, type ModelConfig } from "../config.js";
+import { activation, affine, cachedAttention, layerNorm, splitHeads } from "../graph/ops.js";
+import { RomeError } from "../errors.js";
+import { attr } from "../graph/builder.js";
+import { configInt, type ModelConfig } from "../model/config.js";
 import type { ArchDescription, AttnIO, EmitContext } from "./types.js";
 
 const SUPPORTED_ACTIVATIONS = ["gelu_new", "gelu_pytorch_tanh", "gelu", "relu"];
@@ -12,6 +12,13 @@ const SUPPORTED_ACTIVATIONS = ["gelu_new", "gelu_pytorch_tanh", "gelu", "relu"];
 export const gpt2: ArchDescription = {
   name: "gpt2",
   prefixes: ["transformer.", ""],
+
+  // Hugging Face saves the causal-mask buffers of older GPT-2 code, and some tools a tied head.
+  ignoredTensors(name, cfg) {
+    const m = /^(?:transformer\.)?h\.(\d+)\.attn\.(?:bias|masked_bias)$/.exec(name);
+    if (m) return Number(m[1]) < cfg.nLayer;
+    return cfg.tieWordEmbeddings && name === "lm_head.weight";
+  },
 
   matches(raw) {
     return raw.model_type === "gpt2";

@@ -2,8 +2,8 @@
 // knows a model family's config keys, weight names and layouts, and emits the body of each segment
 // with the graph builder; the segment compiler and the engine know only this contract, so GPT-J,
 // GPT-NeoX or Llama are added as further descriptions without touching them.
-import type { GraphBuilder } from "../../graph/builder.js";
-import type { ModelConfig } from "../config.js";
+import type { GraphBuilder } from "../graph/builder.js";
+import type { ModelConfig } from "../model/config.js";
 
 /** A weight as loaded: f32 data in row-major order with its shape. */
 export interface Weight {
@@ -65,6 +65,11 @@ export interface ArchDescription {
    */
   weightShapes(cfg: ModelConfig): Map<string, number[]>;
   prefixes: string[];
+  /**
+   * True for a tensor a checkpoint of this family may hold that the model does not read (a saved
+   * buffer such as GPT-2's attention mask). Any other unused tensor fails the load.
+   */
+  ignoredTensors?(storedName: string, cfg: ModelConfig): boolean;
   /** Residual stream entering layer 0 is tokEmbed + posEmbed (the engine adds them, after the tokEmbed hook). */
   emitEmbed(ctx: EmitContext, io: EmbedIO): EmbedOut;
   emitAttention(ctx: EmitContext, layer: number, io: AttnIO): AttnOut;

@@ -1,6 +1,6 @@
 // The registry of architecture descriptions. Adding a model family means adding a description
 // here; nothing else in rome-node changes.
-import { RomeError } from "../../errors.js";
+import { RomeError } from "../errors.js";
 import { gpt2 } from "./gpt2.js";
 import type { ArchDescription } from "./types.js";
 
