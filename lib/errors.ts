@@ -38,7 +38,9 @@ export type RomeErrorCode =
   | "ERR_DATASET"
   | "ERR_IO"
   // long calls (lib/runtime/call.ts)
-  | "ERR_ABORTED";
+  | "ERR_ABORTED"
+  // the worker host (lib/host)
+  | "ERR_WORKER";
 
 export class RomeError extends Error {
   readonly code: RomeErrorCode;

@@ -155,6 +155,11 @@ export class EditSet {
     return this.scope.run(v, () => fn(v));
   }
 
+  /** The view of the enclosing `withOnly` scope, if any (a hosted model sends its ids with each call). */
+  scoped(): EditView | undefined {
+    return this.scope.getStore();
+  }
+
   private find(id: string): Held {
     const h = this.held.find((x) => x.edit.id === id);
     if (!h) throw new RomeError("ERR_EDIT_UNKNOWN", `no applied edit has id ${JSON.stringify(id)}; applied: ${this.held.map((x) => x.edit.id).join(", ") || "none"}`);

@@ -1,0 +1,143 @@
+// The worker host: a model loaded with { worker: true } answers every call bit for bit as the
+// in-thread model does (results arrive as transferred typed arrays), keeps edits in step through
+// its main-thread mirror, brings errors and aborts back as the same classes, keeps the event loop
+// free during long calls, and rejects clearly once disposed or when its worker dies.
+import test from "ava";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { computeStats, exportEdits, HostedModel, loadEdits, Model, rome, RomeError, trace, traceKinds, type RankOneEdit, type Stats } from "../lib/index.js";
+import { loadStats } from "../lib/edit/stats.js";
+import { AbortError } from "../lib/runtime/call.js";
+import { tempDir, TINYFACTS } from "./helpers.js";
+
+const PROMPTS = ["Castle of Berkbre is located in the city of", "Tower of Deathproust can be found in the city of"];
+const TRACE = { prompt: PROMPTS[0]!, subject: "Castle of Berkbre", samples: 4 };
+const REQUEST = { prompt: "{} is located in the city of", subject: "Castle of Berkbre", targetNew: "Berlin" };
+const templates: string[] = JSON.parse(readFileSync(join(TINYFACTS, "golden-edits.json"), "utf8")).templates;
+
+let local: Model;
+let hosted: HostedModel;
+let stats: Stats;
+test.before(async () => {
+  [local, hosted] = await Promise.all([Model.load(TINYFACTS), Model.load(TINYFACTS, { worker: true })]);
+  stats = { ...loadStats(join(TINYFACTS, "stats-layer1.safetensors")), layer: 1 };
+});
+test.after.always(async () => {
+  await local?.dispose();
+  await hosted?.dispose();
+});
+
+function bytes(a: Float32Array): Buffer {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}
+
+test.serial("every method and hosted function answers bit for bit as the in-thread model", async (t) => {
+  t.deepEqual(hosted.config, local.config);
+  t.is(hosted.fingerprint, local.fingerprint);
+  t.deepEqual(await hosted.tokenizer.encode(PROMPTS[0]!), await local.tokenizer.encode(PROMPTS[0]!));
+  t.is(await hosted.tokenizer.decode([258, 296]), local.tokenizer.decode([258, 296]));
+
+  const [h, l] = [await hosted.nextTokenLogits(PROMPTS), await local.nextTokenLogits(PROMPTS)];
+  h.forEach((x, i) => {
+    t.true(x instanceof Float32Array);
+    t.true(bytes(x).equals(bytes(l[i]!)), `logits of prompt ${i}`);
+  });
+  t.deepEqual(await hosted.predict(PROMPTS, { topK: 3 }), await local.predict(PROMPTS, { topK: 3 }));
+  const pairs = PROMPTS.map((prompt) => ({ prompt, target: " Paris" }));
+  t.deepEqual(await hosted.logprob(pairs), await local.logprob(pairs));
+  t.is(await hosted.generate("Castle of Berkbre is", { maxTokens: 6 }), await local.generate("Castle of Berkbre is", { maxTokens: 6 }));
+  const ids = (await local.tokenizer.encode(PROMPTS[0]!)).ids;
+  const [fh, fl] = [await hosted.forward(ids, { record: ["mlp_key"] }), await local.forward(ids, { record: ["mlp_key"] })];
+  t.true(bytes(fh.logits).equals(bytes(fl.logits)));
+  t.true(bytes(fh.records.mlp_key![3]!).equals(bytes(fl.records.mlp_key![3]!)));
+
+  t.deepEqual(await trace(hosted, TRACE), await trace(local, TRACE));
+  t.deepEqual(await traceKinds(hosted, TRACE, ["mlp", "attn"]), await traceKinds(local, TRACE, ["mlp", "attn"]));
+});
+
+test.serial("a ROME edit made on the worker is the in-thread edit; apply, undo and withOnly stay in step", async (t) => {
+  const options = { stats, layer: 1, contextTemplates: templates, hparams: { vNumGradSteps: 8 } };
+  const [eh, el] = [await rome(hosted, REQUEST, options), await rome(local, REQUEST, options)];
+  t.true(bytes(eh.u).equals(bytes(el.u)) && bytes(eh.v).equals(bytes(el.v)), "u and v bit for bit");
+  t.deepEqual(eh.losses, el.losses);
+
+  const before = await hosted.nextTokenLogits([PROMPTS[0]!]);
+  const id = hosted.edits.apply(eh); // synchronous: validated on this thread
+  t.is(id, eh.id);
+  const localId = local.edits.apply(el);
+  t.deepEqual(hosted.edits.list().map((e) => e.id), [id]);
+  t.throws(() => hosted.edits.apply({ ...eh, layer: 99 }), { instanceOf: RomeError, code: "ERR_ARGUMENT" });
+  t.throws(() => hosted.edits.undo("nope"), { instanceOf: RomeError, code: "ERR_EDIT_UNKNOWN" });
+  const [ph, pl] = [await hosted.nextTokenLogits([PROMPTS[0]!]), await local.nextTokenLogits([PROMPTS[0]!])];
+  t.true(bytes(ph[0]!).equals(bytes(pl[0]!)), "the next call sees the edit");
+  t.false(bytes(ph[0]!).equals(bytes(before[0]!)));
+  const off = await hosted.edits.withOnly([], () => hosted.nextTokenLogits([PROMPTS[0]!]));
+  t.true(bytes(off[0]!).equals(bytes(before[0]!)), "withOnly([]) runs without the edit");
+
+  const file = join(tempDir(t), "edits.safetensors");
+  await exportEdits(hosted, file);
+  const [loaded] = await loadEdits(file, hosted);
+  t.true(bytes((loaded as RankOneEdit).u).equals(bytes(eh.u)));
+
+  hosted.edits.undo(id);
+  local.edits.undo(localId);
+  const after = await hosted.nextTokenLogits([PROMPTS[0]!]);
+  t.true(bytes(after[0]!).equals(bytes(before[0]!)), "undo restores every bit");
+  t.deepEqual(hosted.edits.list(), []);
+});
+
+test.serial("errors come back as RomeErrors with their codes, aborts as AbortError, progress as calls", async (t) => {
+  await t.throwsAsync(hosted.predict([""]), { instanceOf: RomeError, code: "ERR_EMPTY_PROMPT" });
+  await t.throwsAsync(trace(hosted, { ...TRACE, subject: "Paris" }), { instanceOf: RomeError, code: "ERR_SUBJECT_NOT_FOUND" });
+  await t.throwsAsync(computeStats(hosted, { layer: 1, texts: [], cacheDir: false }), { instanceOf: RomeError, code: "ERR_STATS" });
+  const reason = new Error("stop");
+  const err = await t.throwsAsync(hosted.predict(PROMPTS, { signal: AbortSignal.abort(reason) } as never), { instanceOf: AbortError, code: "ERR_ABORTED" });
+  t.is(err?.cause, reason);
+
+  const progress: number[][] = [];
+  await trace(hosted, { ...TRACE, onProgress: (p) => progress.push([p.done, p.total]) });
+  t.true(progress.length > 0);
+  t.deepEqual(progress.at(-1)![0], progress.at(-1)![1], "the last report reaches the total");
+  t.true(hosted.edits.list().length === 0 && (await hosted.predict([PROMPTS[0]!]))[0]!.length === 5, "the model stays usable");
+});
+
+test.serial("the event loop stays free during a long hosted call", async (t) => {
+  const long = { ...TRACE, samples: 12 };
+  const measure = async (run: () => Promise<unknown>) => {
+    let last = performance.now();
+    let late = 0;
+    let ticks = 0;
+    const timer = setInterval(() => {
+      const now = performance.now();
+      late = Math.max(late, now - last - 10);
+      last = now;
+      ticks++;
+    }, 10);
+    const t0 = performance.now();
+    await run();
+    clearInterval(timer);
+    return { late, ticks, ms: performance.now() - t0 };
+  };
+  const inThread = await measure(() => traceKinds(local, long, ["resid", "mlp", "attn"]));
+  const onWorker = await measure(() => traceKinds(hosted, long, ["resid", "mlp", "attn"]));
+  t.log(`3-kind trace, 12 samples: in-thread ${inThread.ms.toFixed(0)} ms, timer late by up to ${inThread.late.toFixed(1)} ms; ` +
+    `hosted ${onWorker.ms.toFixed(0)} ms, late by up to ${onWorker.late.toFixed(1)} ms, ${onWorker.ticks} ticks (machine shared: timings vary)`);
+  // The timer keeps firing while the worker computes; the bound is loose because the machine is shared.
+  t.true(onWorker.ticks >= onWorker.ms / 10 / 4, `${onWorker.ticks} ticks in ${onWorker.ms.toFixed(0)} ms`);
+  t.true(onWorker.late < Math.max(100, inThread.late), `hosted lateness ${onWorker.late.toFixed(1)} ms`);
+});
+
+test.serial("a dead worker rejects pending and later calls with ERR_WORKER; dispose ends the worker", async (t) => {
+  const doomed = await Model.load(TINYFACTS, { worker: true });
+  const pending = traceKinds(doomed, TRACE, ["resid", "mlp", "attn"]);
+  await (doomed as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+  await t.throwsAsync(pending, { instanceOf: RomeError, code: "ERR_WORKER" });
+  await t.throwsAsync(doomed.predict(PROMPTS), { instanceOf: RomeError, code: "ERR_WORKER" });
+
+  const other = await Model.load(TINYFACTS, { worker: true });
+  t.is((await other.predict([PROMPTS[0]!]))[0]!.length, 5);
+  await other.dispose();
+  await other.dispose();
+  await t.throwsAsync(other.predict(PROMPTS), { instanceOf: RomeError, code: "ERR_WORKER", message: /disposed/ });
+  await t.throwsAsync(Model.load(join(TINYFACTS, "missing"), { worker: true }), { instanceOf: RomeError, code: "ERR_MODEL_DIR" });
+});
