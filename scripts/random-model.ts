@@ -15,6 +15,8 @@ export const GPT2_SMALL: ModelConfig = {
   nLayer: 12,
   nEmbd: 768,
   nHead: 12,
+  nKvHead: 12,
+  headDim: 64,
   nInner: 3072,
   vocabSize: 50257,
   nPositions: 1024,
@@ -105,6 +107,8 @@ export function randomGpt2(cfg: Partial<ModelConfig> = {}, seed = 0, opts: Rando
   const config: ModelConfig = { ...GPT2_SMALL, ...cfg, arch: "gpt2" };
   if (cfg.nEmbd !== undefined && cfg.nInner === undefined) config.nInner = 4 * config.nEmbd;
   if (config.nEmbd % config.nHead !== 0) throw new Error(`nEmbd ${config.nEmbd} is not divisible by nHead ${config.nHead}`);
+  config.nKvHead = config.nHead;
+  config.headDim = config.nEmbd / config.nHead;
   const std = opts.std ?? 0.02;
   const biasStd = opts.biasStd ?? 0;
   const projStd = std / Math.sqrt(2 * config.nLayer);

@@ -45,6 +45,8 @@ export const gpt2: ArchDescription = {
       nLayer: configInt(raw, path, "n_layer"),
       nEmbd,
       nHead,
+      nKvHead: nHead,
+      headDim: nEmbd / nHead,
       nInner: raw.n_inner == null ? 4 * nEmbd : configInt(raw, path, "n_inner"),
       vocabSize: configInt(raw, path, "vocab_size"),
       nPositions: configInt(raw, path, "n_positions", "n_ctx"),

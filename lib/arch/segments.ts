@@ -14,13 +14,13 @@ export const IO = {
   tokEmbed: "tok_embed",          // (B, T, D)
   posEmbed: "pos_embed",          // (B, T, D)
   resid: "resid",                 // (B, T, D) residual stream entering a segment
-  pastKey: "past_key",            // (B, H, P, Dh)
-  pastValue: "past_value",        // (B, H, P, Dh)
+  pastKey: "past_key",            // (B, Hkv, P, Dh) (Hkv = nKvHead key/value heads)
+  pastValue: "past_value",        // (B, Hkv, P, Dh)
   attnBias: "attn_bias",          // (B, 1, T, S) additive mask
   residMid: "resid_mid",          // (B, T, D) after the attention half-block
   attnOut: "attn_out",            // (B, T, D)
-  presentKey: "present_key",      // (B, H, S, Dh)
-  presentValue: "present_value",  // (B, H, S, Dh)
+  presentKey: "present_key",      // (B, Hkv, S, Dh)
+  presentValue: "present_value",  // (B, Hkv, S, Dh)
   residPost: "resid_post",        // (B, T, D) block output
   mlpOut: "mlp_out",              // (B, T, D)
   mlpKey: "mlp_key",              // (B, T, F) input of the MLP output projection
@@ -75,8 +75,8 @@ export function compileAttention(arch: ArchDescription, cfg: ModelConfig, weight
   const ctx = emitContext(`attn${layer}`, cfg, weights);
   const { b } = ctx;
   const D = cfg.nEmbd;
-  const H = cfg.nHead;
-  const Dh = D / H;
+  const H = cfg.nKvHead;
+  const Dh = cfg.headDim;
   const resid = b.input(IO.resid, "float32", ["B", "T", D]);
   const pastKey = b.input(IO.pastKey, "float32", ["B", H, "P", Dh]);
   const pastValue = b.input(IO.pastValue, "float32", ["B", H, "P", Dh]);

@@ -24,14 +24,14 @@ export interface EmbedOut {
 }
 export interface AttnIO {
   resid: string;      // (B, T, D) residual stream entering the block
-  pastKey: string;    // (B, H, P, Dh)
-  pastValue: string;  // (B, H, P, Dh)
+  pastKey: string;    // (B, Hkv, P, Dh) Hkv key/value heads (nKvHead)
+  pastValue: string;  // (B, Hkv, P, Dh)
   bias: string;       // (B, 1, T, S) additive attention mask
   positions: string;  // (B, T) int64 absolute positions (for rotary models)
 }
 export interface AttnOut {
   attnOut: string;    // (B, T, D) attention output (what is added to the residual stream)
-  presentKey: string; // (B, H, S, Dh)
+  presentKey: string; // (B, Hkv, S, Dh)
   presentValue: string;
 }
 export interface MlpOut {

@@ -40,8 +40,13 @@ export interface RomeOptions extends ModelCallOptions {
   /** λ added to the statistics' diagonal before solving. Default 0. */
   ridge?: number;
   guard?: GuardOptions;
+  /**
+   * Use statistics whose model fingerprint is not this model's (computed for another checkpoint).
+   * Default false: such statistics are refused with ERR_STATS_MISMATCH.
+   */
+  forceStats?: boolean;
 }
-const OPTIONS = ["stats", "layer", "form", "contextTemplates", "seed", "hparams", "ridge", "guard", "edits", "signal", "onProgress"] as const;
+const OPTIONS = ["stats", "layer", "form", "contextTemplates", "seed", "hparams", "ridge", "guard", "forceStats", "edits", "signal", "onProgress"] as const;
 
 export interface RomeEdit extends RankOneEdit {
   request: RomeRequest;
@@ -63,7 +68,8 @@ export async function rome(model: Model, request: RomeRequest, options: RomeOpti
   checkOptionNames("rome request", request, ["prompt", "subject", "targetNew", "targetTrue"]);
   const t0 = performance.now();
   const cfg = model.config;
-  const hp = resolveHparams(cfg, options.hparams);
+  // An explicit layer is a value the caller gives (a family without a file needs every value given).
+  const hp = resolveHparams(cfg, options.layer === undefined ? options.hparams : { ...options.hparams, layer: options.layer });
   checkGuard(options.guard);
   if (options.ridge !== undefined) checkNumber("ridge", options.ridge, 0, Number.MAX_VALUE);
   if (options.seed !== undefined) checkInt("seed", options.seed, 0, 2 ** 32 - 1);
@@ -77,6 +83,11 @@ export async function rome(model: Model, request: RomeRequest, options: RomeOpti
   if (hp.mom2Adjustment && !options.stats) throw new RomeError("ERR_STATS", "rome needs the statistics of the edited layer: pass { stats: await computeStats(model, { layer, corpus }) }");
   if (options.stats && options.stats.layer !== layer && Number.isFinite(options.stats.layer)) {
     throw new RomeError("ERR_STATS", `the statistics are of layer ${options.stats.layer} but the edit is at layer ${layer}`);
+  }
+  const foreign = options.stats?.modelFingerprint;
+  if (foreign && foreign !== model.fingerprint && options.forceStats !== true) {
+    throw new RomeError("ERR_STATS_MISMATCH", `the statistics were computed for another model (fingerprint ${foreign}, this model's is ${model.fingerprint}); ` +
+      "compute them for this model with computeStats, or pass { forceStats: true } to use them anyway");
   }
   if (options.stats && options.stats.dim !== cfg.nInner) throw new RomeError("ERR_STATS", `the statistics are ${options.stats.dim}-dimensional; this model's MLP keys have ${cfg.nInner}`);
   const tok = model.tokenizer;

@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { checkInt, checkOptionNames, RomeError } from "../errors.js";
+import { removeStaleTemporaries } from "../io/atomic.js";
 import { SafetensorsFile, writeSafetensors } from "../model/safetensors.js";
 import { SecondMoment } from "../native.js";
 import { padBatch } from "../runtime/batch.js";
@@ -60,9 +61,17 @@ export async function computeStats(model: Model, options: StatsOptions): Promise
   const cacheDir = options.cacheDir === false ? undefined : options.cacheDir ?? join(".rome-cache", "stats");
   const name = `stats-${model.fingerprint.slice(0, 12)}-layer${layer}-${corpusFingerprint.slice(0, 12)}.safetensors`;
   const path = cacheDir ? join(cacheDir, name) : undefined;
+  if (cacheDir) removeStaleTemporaries(cacheDir);
   if (path && existsSync(path)) {
-    const s = loadStats(path);
-    if (s.modelFingerprint === model.fingerprint && s.corpusFingerprint === corpusFingerprint && s.layer === layer) return s;
+    // A cache file is used only when its content hash verifies; anything else is recomputed.
+    try {
+      const { stats: s, hashed } = readStats(path);
+      if (!hashed) throw new RomeError("ERR_STATS_CORRUPT", `${path} has no content hash, so it cannot be verified`);
+      if (s.modelFingerprint === model.fingerprint && s.corpusFingerprint === corpusFingerprint && s.layer === layer) return s;
+    } catch (e) {
+      if (!(e instanceof RomeError)) throw e;
+      process.emitWarning(`rome-node: ignoring the statistics cache file ${path} and recomputing it: ${e.message}`, { code: "ROME_STATS_CACHE" });
+    }
   }
 
   const F = cfg.nInner;
@@ -107,26 +116,55 @@ export async function computeStats(model: Model, options: StatsOptions): Promise
   const mom2 = acc.mean().data;
   const stats: Stats = { layer, count: acc.count, mom2, dim: F, modelFingerprint: model.fingerprint, corpusFingerprint, path, cached: false };
   if (path) {
-    mkdirSync(cacheDir!, { recursive: true });
-    writeSafetensors(path, { mom2: { dtype: "F64", shape: [F, F], data: mom2 } }, {
-      layer: String(layer), count: String(acc.count), model: model.fingerprint, corpus: corpusFingerprint,
-      corpus_source: options.corpus ? basename(options.corpus) : "texts", dtype: "float64",
-      definition: "mom2 = (1/count) * sum over tokens of k k^T (uncentered) of the MLP key (input of the MLP output projection)",
-    });
+    // The result stands even when it cannot be cached (read-only or full disk): warn, do not fail.
+    try {
+      mkdirSync(cacheDir!, { recursive: true });
+      const meta = { layer: String(layer), count: String(acc.count), model: model.fingerprint, corpus: corpusFingerprint };
+      writeSafetensors(path, { mom2: { dtype: "F64", shape: [F, F], data: mom2 } }, {
+        ...meta, sha256: contentHash(meta, mom2),
+        corpus_source: options.corpus ? basename(options.corpus) : "texts", dtype: "float64",
+        definition: "mom2 = (1/count) * sum over tokens of k k^T (uncentered) of the MLP key (input of the MLP output projection)",
+      });
+    } catch (e) {
+      process.emitWarning(`rome-node: could not write the statistics cache file ${path}: ${(e as Error).message}`, { code: "ROME_STATS_CACHE" });
+      stats.path = undefined;
+    }
   }
   return stats;
 }
 
-/** Reads statistics written by computeStats, or a reference file with `mom2` (and `count` metadata). */
+/**
+ * Reads statistics written by computeStats, or a reference file with `mom2` (and `count` metadata).
+ * A file with a content hash that does not match its bytes is ERR_STATS_CORRUPT; non-finite values
+ * are ERR_NOT_FINITE.
+ */
 export function loadStats(path: string): Stats {
+  return readStats(path).stats;
+}
+
+/** The content hash of a statistics file: its provenance metadata and the bytes of mom2. */
+function contentHash(meta: { layer: string; count: string; model: string; corpus: string }, mom2: Float64Array): string {
+  return createHash("sha256").update(JSON.stringify([meta.layer, meta.count, meta.model, meta.corpus]))
+    .update(new Uint8Array(mom2.buffer, mom2.byteOffset, mom2.byteLength)).digest("hex");
+}
+
+function readStats(path: string): { stats: Stats; hashed: boolean } {
   const f = SafetensorsFile.open(path);
   try {
     const e = f.entries.get("mom2");
     if (!e || e.shape.length !== 2 || e.shape[0] !== e.shape[1]) throw new RomeError("ERR_STATS", `${path} has no square 'mom2' tensor`);
-    const layer = Number(f.metadata.layer ?? NaN);
+    const mom2 = f.readFloat64("mom2");
+    const m = f.metadata;
+    const hashed = typeof m.sha256 === "string";
+    if (hashed && contentHash({ layer: m.layer ?? "", count: m.count ?? "", model: m.model ?? "", corpus: m.corpus ?? "" }, mom2) !== m.sha256) {
+      throw new RomeError("ERR_STATS_CORRUPT", `${path}: the content does not match its hash; the file was changed or damaged after it was written (delete it, or let computeStats recompute it)`);
+    }
+    const bad = mom2.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) throw new RomeError("ERR_NOT_FINITE", `${path}: mom2 holds ${mom2[bad]} at index ${bad}`);
+    const layer = Number(m.layer ?? NaN);
     return {
-      layer, count: Number(f.metadata.count ?? NaN), mom2: f.readFloat64("mom2"), dim: e.shape[0]!,
-      modelFingerprint: f.metadata.model ?? "", corpusFingerprint: f.metadata.corpus ?? "", path, cached: true,
+      stats: { layer, count: Number(m.count ?? NaN), mom2, dim: e.shape[0]!, modelFingerprint: m.model ?? "", corpusFingerprint: m.corpus ?? "", path, cached: true },
+      hashed,
     };
   } finally {
     f.close();
@@ -158,7 +196,12 @@ function readCorpus(options: StatsOptions): string[] {
     });
   }
   if (options.corpus.endsWith(".json")) {
-    const arr = JSON.parse(raw);
+    let arr: unknown;
+    try {
+      arr = JSON.parse(raw);
+    } catch (e) {
+      throw new RomeError("ERR_STATS", `${options.corpus} is not valid JSON: ${(e as Error).message}`);
+    }
     if (!Array.isArray(arr)) throw new RomeError("ERR_STATS", `${options.corpus} is not a JSON array`);
     return arr.map((x) => (typeof x === "string" ? x : x?.text)).filter((t): t is string => typeof t === "string" && t.trim().length > 0);
   }

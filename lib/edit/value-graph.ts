@@ -13,13 +13,14 @@ import type { Model } from "../runtime/model.js";
 /**
  * Value names of the loss graph (B prompts, W window columns: those from the earliest subject-last
  * token on, P past columns before them, S = P + W, Nn target tokens, V vocabulary). The past
- * columns' keys and values at each layer above are inputs (past_key_l, past_value_l: (B, H, P, Dh)).
+ * columns' keys and values at each layer above are inputs (past_key_l, past_value_l: (B, Hkv, P, Dh)).
  */
 export const VG = {
   resid: "resid",             // (B, W, D) residual stream after the edited layer, without δ
   mask: "delta_mask",         // (B, W, 1) 1 at each prompt's subject-last token
   delta: "delta",             // (D)
   bias: "attn_bias",          // (B, 1, W, S)
+  positions: "positions",     // (B, W) int64 absolute positions of the window columns (rotary models only)
   selectNll: "select_nll",    // (Nn, 2) (row, position) whose logits predict a target token
   targets: "target_ids",      // (Nn, 1) int64
   weights: "nll_weights",     // (Nn) 1 / (target length · prompts)
@@ -57,19 +58,23 @@ async function build(model: Model, layer: number): Promise<ValueSession> {
   const { b, ...rest } = emitContext(`value${layer}`, cfg, model.weights);
   const ctx = { b, ...rest };
   const D = cfg.nEmbd;
-  const H = cfg.nHead;
-  const Dh = D / H;
+  const H = cfg.nKvHead;
+  const Dh = cfg.headDim;
   const resid = b.input(VG.resid, "float32", ["B", "W", D]);
   const mask = b.input(VG.mask, "float32", ["B", "W", 1]);
   const delta = b.input(VG.delta, "float32", [D]);
   const bias = b.input(VG.bias, "float32", ["B", 1, "W", "S"]);
+  let positions: string | undefined;
   let h = b.op("Add", [resid, b.op("Mul", [mask, delta])]);
   for (let l = layer + 1; l < cfg.nLayer; l++) {
     const pastKey = b.input(`past_key_${l}`, "float32", ["B", H, "P", Dh]);
     const pastValue = b.input(`past_value_${l}`, "float32", ["B", H, "P", Dh]);
     const a = model.arch.emitAttention(ctx, l, {
       resid: h, pastKey, pastValue, bias,
-      get positions(): string { throw new RomeError("ERR_UNSUPPORTED_ARCH", "rotary position inputs are not wired into the value graph yet"); },
+      get positions() {
+        positions ??= b.input(VG.positions, "int64", ["B", "W"]);
+        return positions;
+      },
     });
     const mid = b.op("Add", [h, a.attnOut]);
     h = b.op("Add", [mid, emitEditedMlp(model.arch, ctx, l, mid, `edit_u_${l}`, `edit_v_${l}`).mlpOut]);

@@ -12,7 +12,7 @@ import type { EditView } from "./edit-view.js";
 import { attnFlops, headFlops, mlpFlops } from "./flops.js";
 import { SegmentSession, type SessionOptions } from "./session.js";
 
-/** Per-layer past keys and values, each (B, H, P, Dh). */
+/** Per-layer past keys and values, each (B, Hkv, P, Dh). */
 export interface KVCache {
   past: number;
   key: Float32Array[];
@@ -121,12 +121,12 @@ export class Engine {
     return { tok: out[IO.tokEmbed]!, pos: out[IO.posEmbed]! };
   }
 
-  /** Attention half-block of `layer`: resid (B, T, D), past (B, H, P, Dh), bias (B, 1, T, S). */
+  /** Attention half-block of `layer`: resid (B, T, D), past (B, Hkv, P, Dh), bias (B, 1, T, S). */
   async attn(layer: number, batch: Batch, resid: Float32Array, bias: Float32Array, past?: { key: Float32Array; value: Float32Array }, meter?: FlopMeter, keepCache = false) {
     const { B, T } = batch;
     const cfg = this.config;
-    const H = cfg.nHead;
-    const Dh = cfg.nEmbd / H;
+    const H = cfg.nKvHead;
+    const Dh = cfg.headDim;
     const P = batch.past;
     const empty = new Float32Array(0);
     const seg = this.attnSegs[layer]!;

@@ -123,14 +123,16 @@ function forEach(patches: readonly ActivationPatch[], site: PatchSite, layer: nu
 /** Replaces the MLP key at one (row, position): resid_post += (k' − k) · W (+ edit factors). */
 function patchKey(model: Model, edits: EditView, layer: number, s: MlpState, at: number, key: Float32Array): void {
   const { nInner: F, nEmbd: D } = model.config;
-  const w = model.weights.get(model.arch.editTarget(layer).weight)!.data; // (F, D) in_out
+  const target = model.arch.editTarget(layer);
+  const w = model.weights.get(target.weight)!.data; // (F, D) in_out or (D, F) out_in, as the description says
+  const [si, sj] = target.layout === "in_out" ? [D, 1] : [1, F]; // strides of key index i and output index j
   const f = edits.factors(layer);
   const dk = new Float64Array(F);
   for (let i = 0; i < F; i++) dk[i] = key[i]! - s.mlpKey![at * F + i]!;
   const dout = new Float64Array(D);
   for (let i = 0; i < F; i++) {
     if (dk[i] === 0) continue;
-    for (let j = 0; j < D; j++) dout[j] += dk[i]! * w[i * D + j]!;
+    for (let j = 0; j < D; j++) dout[j] += dk[i]! * w[i * si + j * sj]!;
   }
   if (f) {
     for (let r = 0; r < f.rank; r++) {

@@ -108,8 +108,8 @@ async function runChunk(ctx: SweepContext, t: number, plans: Restoration[]): Pro
       const one = oneRow(t, Tp);
       const batch: Batch = { ...one, B: rows, positions: tile(one.positions, rows) };
       const past = {
-        key: gatherPast(ctx.cache.key[layer]!, N, rows, t, T, cfg.nHead, D / cfg.nHead),
-        value: gatherPast(ctx.cache.value[layer]!, N, rows, t, T, cfg.nHead, D / cfg.nHead),
+        key: gatherPast(ctx.cache.key[layer]!, N, rows, t, T, cfg.nKvHead, cfg.headDim),
+        value: gatherPast(ctx.cache.value[layer]!, N, rows, t, T, cfg.nKvHead, cfg.headDim),
       };
       const a = await engine.attn(layer, batch, resid, tile(bias1, rows), t > 0 ? past : undefined, ctx.meter);
       applyPatches(ctx, active, layer, "attn", t, resid, a.residMid, Tp);
