@@ -6,7 +6,10 @@ import { RomeError } from "../lib/errors.js";
 import { keysAt } from "../lib/edit/keys.js";
 import { locateSubject } from "../lib/edit/lookup.js";
 import { rome } from "../lib/edit/rome.js";
-import { fillTemplate } from "../lib/edit/templates.js";
+import { contextTemplates, fillTemplate } from "../lib/edit/templates.js";
+import { loadEdits } from "../lib/edit/export.js";
+import { heatmapSvg } from "../lib/trace/heatmap.js";
+import { patchActivations } from "../lib/trace/patching.js";
 import { Model } from "../lib/runtime/model.js";
 import { trace } from "../lib/trace/trace.js";
 import { maxAbsDiff, TINYFACTS } from "./helpers.js";
@@ -82,4 +85,19 @@ test("hparams and guard: every bound out of range is ERR_ARGUMENT naming it", as
 test("trace answer \"\" is ERR_ARGUMENT instead of silently scoring \" \"", async (t) => {
   const options = { prompt: "Castle of Berkbre is located in the city of", subject: "Castle of Berkbre", samples: 1 };
   t.regex(await code(trace(model, { ...options, answer: "" })), /^ERR_ARGUMENT: answer/);
+});
+
+test("every options object rejects misspelt names; user vectors and numbers are checked", async (t) => {
+  const prompt = "Castle of Berkbre is located in the city of";
+  const patch = { site: "resid" as const, layers: [1], positions: [2], source: "clean" as const };
+  const nan = new Float32Array(model.config.nEmbd).fill(NaN);
+  t.regex(await code(patchActivations(model, { prompt, patches: [{ ...patch, source: nan }] })), /^ERR_NOT_FINITE: patch 0/);
+  t.regex(await code(patchActivations(model, { prompt, patches: [{ ...patch, layer: [1] } as never] })), /^ERR_ARGUMENT: Unknown option 'layer' for patch 0 \(did you mean 'layers'\?\)/);
+  t.regex(await code(patchActivations(model, { prompt, patches: [patch], answer: 1e9 })), /^ERR_ARGUMENT: .*answer/);
+  t.regex(await code(patchActivations(model, { prompt, patches: [patch], corrupt: { subject: "Castle of Berkbre", noise: NaN } })), /^ERR_ARGUMENT: .*corrupt\.noise/);
+  t.regex(await code(patchActivations(model, { prompt, patches: [patch], corrupt: { subject: "Castle of Berkbre", noise: 0.1, sample: 3 } as never })), /^ERR_ARGUMENT: Unknown option 'sample'/);
+  t.regex(await code(trace(model, { prompt, subject: "Castle of Berkbre", samples: 1, noise: { level: 0.1, factr: 2 } as never })), /^ERR_ARGUMENT: Unknown option 'factr' for noise/);
+  t.regex(await code(contextTemplates(model, { lenghts: [[5, 1]] } as never)), /^ERR_ARGUMENT: Unknown option 'lenghts'/);
+  t.regex(await code(Promise.resolve().then(() => heatmapSvg({ scores: [[0]], tokens: ["a"], subjectRange: [0, 1], lowScore: 0, kind: "resid", window: 1, answer: { token: "a" } }, { vMax: 1 } as never))), /^ERR_ARGUMENT: Unknown option 'vMax'/);
+  t.regex(await code(Promise.resolve().then(() => loadEdits("x.safetensors", model, { forced: true } as never))), /^ERR_ARGUMENT: Unknown option 'forced'/);
 });

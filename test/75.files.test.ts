@@ -167,3 +167,14 @@ test.serial("exportCheckpoint writes the directory whole, replaces only earlier 
     model.edits.undo(id);
   }
 });
+
+test.serial("a malformed .json corpus is ERR_STATS; a cache folder that cannot be written warns and keeps the result", async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, "corpus.json"), "[not json");
+  const e = await t.throwsAsync(computeStats(model, { layer: 1, corpus: join(dir, "corpus.json"), cacheDir: false }), { instanceOf: RomeError });
+  t.is((e as RomeError).code, "ERR_STATS");
+  const [s, w] = await warnings(() => computeStats(model, { layer: 1, texts: TEXTS, cacheDir: join(dir, "corpus.json") }));
+  t.false(s.cached);
+  t.is(s.path, undefined);
+  t.true(w.some((m) => /could not write the statistics cache/.test(m)));
+});

@@ -5,7 +5,7 @@
 // (F, r), `<i>.<layer>.v` (r, D), with their layers in the metadata.
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { RomeError } from "../errors.js";
+import { checkOptionNames, RomeError } from "../errors.js";
 import { writeDirAtomic, writeFileAtomic } from "../io/atomic.js";
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from "../model/safetensors.js";
 import { checkFinite } from "../model/validate.js";
@@ -48,6 +48,7 @@ export function exportEdits(model: Model, path: string, ids?: readonly string[])
  * are malformed, is ERR_EDITS_FILE.
  */
 export function loadEdits(path: string, model?: Model, options: { force?: boolean } = {}): Edit[] {
+  checkOptionNames("loadEdits", options, ["force"]);
   const f = SafetensorsFile.open(path);
   try {
     if (f.metadata.format !== FORMAT && f.metadata.format !== FORMAT_LOW_RANK) throw new RomeError("ERR_EDITS_FILE", `${path} is not a rome-node edits file (format ${JSON.stringify(f.metadata.format)})`);

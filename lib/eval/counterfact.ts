@@ -230,6 +230,7 @@ export async function evaluateRecords(model: Model, records: readonly CounterFac
  */
 export async function generateText(model: Model, prompt: string, options: GenerationOptions = {}, call: { edits?: EditView; signal?: AbortSignal } = {}): Promise<string> {
   const edits = model.edits.view(call.edits);
+  checkOptionNames("generateText", options, ["maxLength", "topK", "seed"]);
   const [ids] = await model.encodePrompts([prompt]);
   const total = Math.min(checkInt("maxLength", options.maxLength ?? 100, 1, 1 << 20), model.config.nPositions);
   const seq = [...ids!];

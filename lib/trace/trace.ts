@@ -301,6 +301,7 @@ async function noiseSpec(model: Model, options: TraceOptions): Promise<NoiseSpec
   const n = options.noise ?? { s3: [options.subject] };
   if (typeof n === "number") return { type: "gauss", level: checkNumber("noise", n, 0, 1e6) };
   if (typeof n !== "object" || n === null) throw new RomeError("ERR_ARGUMENT", "noise must be a number, { type, level } or { s3: subjects }");
+  checkOptionNames("noise", n, ["type", "level", "s3", "factor"]);
   const type = n.type ?? "gauss";
   if (!["gauss", "uniform", "replace"].includes(type)) throw new RomeError("ERR_ARGUMENT", `noise type must be gauss, uniform or replace, received ${JSON.stringify(type)}`);
   if ("level" in n) return { type, level: checkNumber("noise.level", n.level, 0, 1e6) };
