@@ -34,6 +34,7 @@ export type RomeErrorCode =
   | "ERR_UNKNOWN_KIND"
   | "ERR_EDIT_REFUSED"
   | "ERR_EDIT_UNKNOWN"
+  | "ERR_EDIT_CONFLICT"
   | "ERR_EDITS_FILE"
   | "ERR_STATS"
   | "ERR_HPARAMS"

@@ -9,7 +9,7 @@ export { averageEffects, type AveragedEffects } from "./trace/average.js";
 export { heatmapSvg, averagedSvg, svgToPng } from "./trace/heatmap.js";
 export { readKnownFacts, type KnownFact } from "./trace/known.js";
 export type { TraceKind } from "./trace/grid.js";
-export { loadStats, type Stats, type StatsOptions } from "./edit/stats.js";
+export { loadStats, computeStatsLayers, type Stats, type StatsOptions, type MultiStatsOptions } from "./edit/stats.js";
 export type { RomeRequest, RomeOptions, RomeEdit } from "./edit/rome.js";
 export { contextTemplates } from "./edit/templates.js";
 export type { Edit, RankOneEdit, LowRankEdit, NewEdit, EditSelection, EditSummary, EditSet } from "./runtime/edits.js";

@@ -1,7 +1,8 @@
-// Second-moment statistics C = E[k kᵀ] of the MLP key at one layer over a text corpus — what
-// ROME's update solves against. Only the layers up to the edited one run; the addon accumulates
-// Kᵀ K in float64. Results are cached on disk as safetensors with their provenance (model and
-// corpus fingerprints, layer, token count) and reused only when every fingerprint matches.
+// Second-moment statistics C = E[k kᵀ] of the MLP key at one layer (or several, in one pass) over
+// a text corpus — what ROME's and MEMIT's updates solve against. Only the layers up to the highest
+// one run; the addon accumulates Kᵀ K in float64. Results are cached on disk as safetensors, one
+// file per layer, with their provenance (model and corpus fingerprints, layer, token count) and
+// reused only when every fingerprint matches.
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
@@ -44,13 +45,36 @@ export interface Stats {
   path?: string;
   /** True when read from the cache. */
   cached: boolean;
+  /**
+   * When computed: the pass's tokens and wall seconds (shared by the layers measured together),
+   * this layer's own accumulation seconds, and tokens per second of the pass.
+   */
+  throughput?: { tokens: number; seconds: number; accumulateSeconds: number; tokensPerSecond: number; layersInPass: number };
 }
 
 export async function computeStats(model: Model, options: StatsOptions): Promise<Stats> {
   checkOptionNames("computeStats", options, OPTIONS);
+  const { layer, ...rest } = options;
+  return (await computeStatsLayers(model, { ...rest, layers: [checkInt("layer", layer, 0, model.config.nLayer - 1)] }))[0]!;
+}
+
+/** Options of computeStatsLayers: those of computeStats with a list of layers. */
+export interface MultiStatsOptions extends Omit<StatsOptions, "layer"> {
+  /** Layers whose MLP keys are measured, in one pass over the corpus. */
+  layers: readonly number[];
+}
+
+/**
+ * Statistics of several layers in one pass over the corpus: one forward up to the highest layer
+ * not already cached, accumulating each layer's keys. Each layer is cached on its own file, as
+ * computeStats does; the result follows the order of `layers`.
+ */
+export async function computeStatsLayers(model: Model, options: MultiStatsOptions): Promise<Stats[]> {
+  checkOptionNames("computeStatsLayers", options, [...OPTIONS.filter((o) => o !== "layer"), "layers"]);
   const edits = model.edits.view(options.edits); // the call's edit set, captured before any await
   const cfg = model.config;
-  const layer = checkInt("layer", options.layer, 0, cfg.nLayer - 1);
+  if (!Array.isArray(options.layers) || options.layers.length === 0) throw new RomeError("ERR_ARGUMENT", "layers must be a non-empty array of layer indices");
+  const layers = options.layers.map((l, i) => checkInt(`layers[${i}]`, l, 0, cfg.nLayer - 1));
   const texts = readCorpus(options);
   if (texts.length === 0) throw new RomeError("ERR_STATS", "the corpus has no text; give a non-empty corpus file or texts");
   const maxSamples = checkInt("maxSamples", options.maxSamples ?? texts.length, 1, Number.MAX_SAFE_INTEGER);
@@ -59,23 +83,28 @@ export async function computeStats(model: Model, options: StatsOptions): Promise
   const used = texts.slice(0, maxSamples);
   const corpusFingerprint = createHash("sha256").update(JSON.stringify(used)).update(`|${maxTokens}|${cfg.nPositions}`).digest("hex").slice(0, 32);
   const cacheDir = options.cacheDir === false ? undefined : options.cacheDir ?? join(".rome-cache", "stats");
-  const name = `stats-${model.fingerprint.slice(0, 12)}-layer${layer}-${corpusFingerprint.slice(0, 12)}.safetensors`;
-  const path = cacheDir ? join(cacheDir, name) : undefined;
+  const pathOf = (layer: number) => cacheDir ? join(cacheDir, `stats-${model.fingerprint.slice(0, 12)}-layer${layer}-${corpusFingerprint.slice(0, 12)}.safetensors`) : undefined;
   if (cacheDir) removeStaleTemporaries(cacheDir);
-  if (path && existsSync(path)) {
+  const found = new Map<number, Stats>();
+  for (const layer of layers) {
+    const path = pathOf(layer);
+    if (!path || !existsSync(path)) continue;
     // A cache file is used only when its content hash verifies; anything else is recomputed.
     try {
       const { stats: s, hashed } = readStats(path);
       if (!hashed) throw new RomeError("ERR_STATS_CORRUPT", `${path} has no content hash, so it cannot be verified`);
-      if (s.modelFingerprint === model.fingerprint && s.corpusFingerprint === corpusFingerprint && s.layer === layer) return s;
+      if (s.modelFingerprint === model.fingerprint && s.corpusFingerprint === corpusFingerprint && s.layer === layer) found.set(layer, s);
     } catch (e) {
       if (!(e instanceof RomeError)) throw e;
       process.emitWarning(`rome-node: ignoring the statistics cache file ${path} and recomputing it: ${e.message}`, { code: "ROME_STATS_CACHE" });
     }
   }
+  const todo = [...new Set(layers.filter((l) => !found.has(l)))];
+  if (todo.length === 0) return layers.map((l) => found.get(l)!);
 
   const F = cfg.nInner;
-  const acc = new SecondMoment(F);
+  const acc = new Map(todo.map((l) => [l, new SecondMoment(F)]));
+  const accSeconds = new Map(todo.map((l) => [l, 0]));
   const encs = await model.tokenizer.encodeBatch(used);
   const seqs: number[][] = [];
   let total = 0;
@@ -88,6 +117,8 @@ export async function computeStats(model: Model, options: StatsOptions): Promise
   }
   // Texts of similar length share a batch: little padding (measured 1.6× → 1.02× tokens run).
   seqs.sort((a, b) => a.length - b.length);
+  const top = Math.max(...todo);
+  const t0 = performance.now();
   let done = 0;
   for (let i = 0; i < seqs.length;) {
     // Pack texts of similar length until the padded batch reaches the token budget.
@@ -98,28 +129,40 @@ export async function computeStats(model: Model, options: StatsOptions): Promise
       batchSeqs.push(seqs[i++]!);
     }
     const batch = padBatch(batchSeqs);
-    let key: Float32Array | undefined; // (B, T, F)
-    await model.engine.run(batch, { edits, stopLayer: layer + 1, needKey: (l) => l === layer, hooks: { mlp: (l, s) => { if (l === layer) key = s.mlpKey; } } });
+    const keyOf = new Map<number, Float32Array>(); // layer → (B, T, F)
+    await model.engine.run(batch, { edits, stopLayer: top + 1, needKey: (l) => acc.has(l), hooks: { mlp: (l, s) => { if (acc.has(l)) keyOf.set(l, s.mlpKey!); } } });
     const rows = batchSeqs.reduce((a, s) => a + s.length, 0);
-    const keys = new Float32Array(rows * F); // (rows, F) real tokens only
-    let r = 0;
-    batchSeqs.forEach((s, b) => {
-      const start = (b * batch.T + batch.pad[b]!) * F;
-      keys.set(key!.subarray(start, start + s.length * F), r * F);
-      r += s.length;
-    });
-    await acc.add({ dims: [rows, F], type: "float32", data: keys });
+    for (const [layer, key] of keyOf) {
+      const ta = performance.now();
+      const keys = new Float32Array(rows * F); // (rows, F) real tokens only
+      let r = 0;
+      batchSeqs.forEach((s, b) => {
+        const start = (b * batch.T + batch.pad[b]!) * F;
+        keys.set(key.subarray(start, start + s.length * F), r * F);
+        r += s.length;
+      });
+      await acc.get(layer)!.add({ dims: [rows, F], type: "float32", data: keys });
+      accSeconds.set(layer, accSeconds.get(layer)! + (performance.now() - ta) / 1000);
+    }
     done += rows;
     options.onProgress?.({ phase: "tokens", done, total });
   }
-  if (acc.count === 0) throw new RomeError("ERR_STATS", "the corpus has no tokens; give a non-empty corpus");
-  const mom2 = acc.mean().data;
-  const stats: Stats = { layer, count: acc.count, mom2, dim: F, modelFingerprint: model.fingerprint, corpusFingerprint, path, cached: false };
-  if (path) {
+  const seconds = (performance.now() - t0) / 1000;
+  for (const layer of todo) {
+    const a = acc.get(layer)!;
+    if (a.count === 0) throw new RomeError("ERR_STATS", "the corpus has no tokens; give a non-empty corpus");
+    const mom2 = a.mean().data;
+    const path = pathOf(layer);
+    const stats: Stats = {
+      layer, count: a.count, mom2, dim: F, modelFingerprint: model.fingerprint, corpusFingerprint, path, cached: false,
+      throughput: { tokens: a.count, seconds, accumulateSeconds: accSeconds.get(layer)!, tokensPerSecond: a.count / seconds, layersInPass: todo.length },
+    };
+    found.set(layer, stats);
+    if (!path) continue;
     // The result stands even when it cannot be cached (read-only or full disk): warn, do not fail.
     try {
       mkdirSync(cacheDir!, { recursive: true });
-      const meta = { layer: String(layer), count: String(acc.count), model: model.fingerprint, corpus: corpusFingerprint };
+      const meta = { layer: String(layer), count: String(a.count), model: model.fingerprint, corpus: corpusFingerprint };
       writeSafetensors(path, { mom2: { dtype: "F64", shape: [F, F], data: mom2 } }, {
         ...meta, sha256: contentHash(meta, mom2),
         corpus_source: options.corpus ? basename(options.corpus) : "texts", dtype: "float64",
@@ -130,7 +173,7 @@ export async function computeStats(model: Model, options: StatsOptions): Promise
       stats.path = undefined;
     }
   }
-  return stats;
+  return layers.map((l) => found.get(l)!);
 }
 
 /**
@@ -171,7 +214,7 @@ function readStats(path: string): { stats: Stats; hashed: boolean } {
   }
 }
 
-function readCorpus(options: StatsOptions): string[] {
+function readCorpus(options: Omit<StatsOptions, "layer">): string[] {
   if (options.texts) {
     if (!Array.isArray(options.texts) || options.texts.some((t) => typeof t !== "string")) throw new RomeError("ERR_ARGUMENT", "texts must be an array of strings");
     return options.texts.filter((t) => t.trim().length > 0);

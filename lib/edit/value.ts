@@ -139,7 +139,7 @@ export async function computeValue(model: Model, layer: number, rewriting: reado
 }
 
 /** PyTorch's Adam (β 0.9, 0.999, ε 1e-8, no weight decay) in float32 arithmetic. */
-class Adam {
+export class Adam {
   private readonly m: Float32Array;
   private readonly v: Float32Array;
   private t = 0;

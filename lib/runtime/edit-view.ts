@@ -43,6 +43,19 @@ export class EditView {
     return [...this.byLayer.keys()].sort((a, b) => a - b);
   }
 
+  /**
+   * This view with `extra` factors stacked after its own at their layers (not applied edits: the
+   * ids stay the same). Batch editors read the model with their lower layers' updates in effect.
+   */
+  plus(extra: readonly LayerFactors[], config: ModelConfig): EditView {
+    const next = new Map(this.byLayer);
+    for (const e of extra) {
+      const own = next.get(e.layer);
+      next.set(e.layer, stackFactors(own ? [{ layer: e.layer, u: own.u, v: own.v }, e] : [e], config)!);
+    }
+    return new EditView(next, this.ids);
+  }
+
   /** A view with `layer`'s factors replaced by `factors` (removed when undefined). */
   withLayer(layer: number, factors: EditFactors | undefined, ids: readonly string[]): EditView {
     const next = new Map(this.byLayer);
