@@ -9,7 +9,7 @@ export { averageEffects, type AveragedEffects } from "./trace/average.js";
 export { heatmapSvg, averagedSvg, svgToPng } from "./trace/heatmap.js";
 export { readKnownFacts, type KnownFact } from "./trace/known.js";
 export type { TraceKind } from "./trace/grid.js";
-export { loadStats, computeStatsLayers, type Stats, type StatsOptions, type MultiStatsOptions } from "./edit/stats.js";
+export type { Stats, StatsOptions, MultiStatsOptions } from "./edit/stats.js";
 export type { RomeRequest, RomeOptions, RomeEdit } from "./edit/rome.js";
 export { contextTemplates } from "./edit/templates.js";
 export type { Edit, RankOneEdit, LowRankEdit, NewEdit, EditSelection, EditSummary, EditSet } from "./runtime/edits.js";
@@ -20,7 +20,7 @@ export { readCounterFact, summarize, type CounterFactRecord } from "./eval/count
 export { editEachAlone, sequentialEdits, type SequentialResult } from "./eval/experiments.js";
 export { retentionCurve, retentionByAge, compareRetention, type RetentionComparison } from "./eval/retention.js";
 // The functions that take a model, each also accepting a HostedModel (Model.load(dir, { worker: true })).
-export { trace, traceKinds, traceSevered, traceDataset, patchActivations, computeStats, rome, evaluateRecords,
+export { trace, traceKinds, traceSevered, traceDataset, patchActivations, computeStats, computeStatsLayers, loadStats, rome, evaluateRecords,
   exportEdits, loadEdits, exportCheckpoint, type Hostable } from "./host/api.js";
 export { HostedModel, HostedTokenizer } from "./host/hosted-model.js";
 export { AbortError, type CallOptions, type Progress, type ProgressFn } from "./runtime/call.js";

@@ -58,7 +58,7 @@ function maxDiff(ours: Float64Array, golden: Float32Array): { max: number; compa
   return { max, compared };
 }
 
-for (const family of ["gpt2", "llama", "qwen2"]) {
+for (const family of ["gpt2", "gptj", "gpt_neox", "llama", "qwen2"]) {
   test(`${family}: log-probabilities at every position match PyTorch float64 (1e-4) and llama.cpp (${LLAMACPP_TOL[family]})`, async (t) => {
     const dir = join(FIXTURES, family);
     const ckpt = loadCheckpoint(dir);

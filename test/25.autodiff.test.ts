@@ -341,7 +341,7 @@ for (const [title, arch, cfg] of E2E) test(`${title} (2 layers, random weights):
   for (let l = 0; l < cfg.nLayer; l++) {
     const att = arch.emitAttention(ctx, l, { resid, pastKey, pastValue, bias, positions });
     const mid = b.op("Add", [resid, att.attnOut]);
-    let mlpOut = arch.emitMlp(ctx, l, mid).mlpOut;
+    let mlpOut = arch.emitMlp(ctx, l, { residMid: mid, resid }).mlpOut;
     if (l === 0) mlpOut = b.op("Add", [mlpOut, b.op("Mul", [mask, delta])]);
     resid = b.op("Add", [mid, mlpOut]);
   }

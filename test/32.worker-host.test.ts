@@ -5,8 +5,8 @@
 import test from "ava";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { computeStats, exportEdits, HostedModel, loadEdits, Model, rome, RomeError, trace, traceKinds, type RankOneEdit, type Stats } from "../lib/index.js";
-import { loadStats } from "../lib/edit/stats.js";
+import { performance } from "node:perf_hooks";
+import { computeStats, exportEdits, HostedModel, loadEdits, loadStats, Model, rome, RomeError, trace, traceKinds, type RankOneEdit } from "../lib/index.js";
 import { AbortError } from "../lib/runtime/call.js";
 import { tempDir, TINYFACTS } from "./helpers.js";
 
@@ -17,10 +17,8 @@ const templates: string[] = JSON.parse(readFileSync(join(TINYFACTS, "golden-edit
 
 let local: Model;
 let hosted: HostedModel;
-let stats: Stats;
 test.before(async () => {
   [local, hosted] = await Promise.all([Model.load(TINYFACTS), Model.load(TINYFACTS, { worker: true })]);
-  stats = { ...loadStats(join(TINYFACTS, "stats-layer1.safetensors")), layer: 1 };
 });
 test.after.always(async () => {
   await local?.dispose();
@@ -56,8 +54,17 @@ test.serial("every method and hosted function answers bit for bit as the in-thre
 });
 
 test.serial("a ROME edit made on the worker is the in-thread edit; apply, undo and withOnly stay in step", async (t) => {
-  const options = { stats, layer: 1, contextTemplates: templates, hparams: { vNumGradSteps: 8 } };
-  const [eh, el] = [await rome(hosted, REQUEST, options), await rome(local, REQUEST, options)];
+  const texts = readFileSync(join(TINYFACTS, "train.txt"), "utf8").split("\n").filter(Boolean).slice(0, 100);
+  const [sh, sl] = [await computeStats(hosted, { layer: 1, texts, cacheDir: false }), await computeStats(local, { layer: 1, texts, cacheDir: false })];
+  t.true(Buffer.from(sh.mom2.buffer).equals(Buffer.from(sl.mom2.buffer)), "statistics bit for bit");
+  t.true(sh.mom2.buffer instanceof SharedArrayBuffer, "large results come back in shared memory");
+  // statistics from the worker go back to it without a copy; those read on this thread are cloned
+  const options = { stats: sh, layer: 1, contextTemplates: templates, hparams: { vNumGradSteps: 5 } };
+  const [eh, el] = [await rome(hosted, REQUEST, options), await rome(local, REQUEST, { ...options, stats: sl })];
+  t.true(bytes((await rome(hosted, REQUEST, { ...options, stats: sl })).u).equals(bytes(eh.u)));
+  const file = join(TINYFACTS, "stats-layer1.safetensors");
+  const [fh, fl] = [await loadStats(file, hosted), loadStats(file)];
+  t.true(fh.mom2.buffer instanceof SharedArrayBuffer && Buffer.from(fh.mom2.buffer).equals(Buffer.from(fl.mom2.buffer)), "loadStats(path, hosted) reads on the worker");
   t.true(bytes(eh.u).equals(bytes(el.u)) && bytes(eh.v).equals(bytes(el.v)), "u and v bit for bit");
   t.deepEqual(eh.losses, el.losses);
 
@@ -74,9 +81,9 @@ test.serial("a ROME edit made on the worker is the in-thread edit; apply, undo a
   const off = await hosted.edits.withOnly([], () => hosted.nextTokenLogits([PROMPTS[0]!]));
   t.true(bytes(off[0]!).equals(bytes(before[0]!)), "withOnly([]) runs without the edit");
 
-  const file = join(tempDir(t), "edits.safetensors");
-  await exportEdits(hosted, file);
-  const [loaded] = await loadEdits(file, hosted);
+  const editsFile = join(tempDir(t), "edits.safetensors");
+  await exportEdits(hosted, editsFile);
+  const [loaded] = await loadEdits(editsFile, hosted);
   t.true(bytes((loaded as RankOneEdit).u).equals(bytes(eh.u)));
 
   hosted.edits.undo(id);
@@ -98,46 +105,48 @@ test.serial("errors come back as RomeErrors with their codes, aborts as AbortErr
   await trace(hosted, { ...TRACE, onProgress: (p) => progress.push([p.done, p.total]) });
   t.true(progress.length > 0);
   t.deepEqual(progress.at(-1)![0], progress.at(-1)![1], "the last report reaches the total");
+  await t.throwsAsync(trace(hosted, { ...TRACE, onProgress: () => { throw new Error("from the callback"); } }), { message: "from the callback" });
   t.true(hosted.edits.list().length === 0 && (await hosted.predict([PROMPTS[0]!]))[0]!.length === 5, "the model stays usable");
 });
 
 test.serial("the event loop stays free during a long hosted call", async (t) => {
-  const long = { ...TRACE, samples: 12 };
-  const measure = async (run: () => Promise<unknown>) => {
-    let last = performance.now();
-    let late = 0;
-    let ticks = 0;
-    const timer = setInterval(() => {
-      const now = performance.now();
-      late = Math.max(late, now - last - 10);
-      last = now;
-      ticks++;
-    }, 10);
-    const t0 = performance.now();
-    await run();
-    clearInterval(timer);
-    return { late, ticks, ms: performance.now() - t0 };
-  };
-  const inThread = await measure(() => traceKinds(local, long, ["resid", "mlp", "attn"]));
-  const onWorker = await measure(() => traceKinds(hosted, long, ["resid", "mlp", "attn"]));
-  t.log(`3-kind trace, 12 samples: in-thread ${inThread.ms.toFixed(0)} ms, timer late by up to ${inThread.late.toFixed(1)} ms; ` +
-    `hosted ${onWorker.ms.toFixed(0)} ms, late by up to ${onWorker.late.toFixed(1)} ms, ${onWorker.ticks} ticks (machine shared: timings vary)`);
-  // The timer keeps firing while the worker computes; the bound is loose because the machine is shared.
-  t.true(onWorker.ticks >= onWorker.ms / 10 / 4, `${onWorker.ticks} ticks in ${onWorker.ms.toFixed(0)} ms`);
-  t.true(onWorker.late < Math.max(100, inThread.late), `hosted lateness ${onWorker.late.toFixed(1)} ms`);
+  let last = performance.now();
+  let late = 0;
+  let ticks = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    late = Math.max(late, now - last - 10);
+    last = now;
+    ticks++;
+  }, 10);
+  const elu = performance.eventLoopUtilization();
+  const t0 = performance.now();
+  await traceKinds(hosted, { ...TRACE, samples: 6 }, ["resid", "mlp", "attn"]);
+  const ms = performance.now() - t0;
+  const busy = performance.eventLoopUtilization(elu).utilization;
+  clearInterval(timer);
+  t.log(`3-kind trace, 6 samples, hosted: ${ms.toFixed(0)} ms; this thread busy ${(100 * busy).toFixed(1)}% of it, ` +
+    `a 10 ms timer late by up to ${late.toFixed(1)} ms over ${ticks} ticks (machine shared: lateness includes scheduling delays)`);
+  // Busy time counts only callbacks on this thread, so it does not depend on how loaded the machine is;
+  // an in-thread trace keeps it near 100%.
+  t.true(busy < 0.3, `this thread was busy ${(100 * busy).toFixed(1)}% of the call`);
+  t.true(ticks >= ms / 10 / 4, `${ticks} ticks in ${ms.toFixed(0)} ms`);
 });
 
-test.serial("a dead worker rejects pending and later calls with ERR_WORKER; dispose ends the worker", async (t) => {
+test.serial("a dead worker rejects pending and later calls with ERR_WORKER", async (t) => {
   const doomed = await Model.load(TINYFACTS, { worker: true });
   const pending = traceKinds(doomed, TRACE, ["resid", "mlp", "attn"]);
   await (doomed as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
   await t.throwsAsync(pending, { instanceOf: RomeError, code: "ERR_WORKER" });
   await t.throwsAsync(doomed.predict(PROMPTS), { instanceOf: RomeError, code: "ERR_WORKER" });
 
-  const other = await Model.load(TINYFACTS, { worker: true });
-  t.is((await other.predict([PROMPTS[0]!]))[0]!.length, 5);
-  await other.dispose();
-  await other.dispose();
-  await t.throwsAsync(other.predict(PROMPTS), { instanceOf: RomeError, code: "ERR_WORKER", message: /disposed/ });
   await t.throwsAsync(Model.load(join(TINYFACTS, "missing"), { worker: true }), { instanceOf: RomeError, code: "ERR_MODEL_DIR" });
+});
+
+test.serial("dispose ends the worker: calls pending and later reject with ERR_WORKER (runs last)", async (t) => {
+  const pending = hosted.predict(PROMPTS);
+  await hosted.dispose();
+  await hosted.dispose();
+  await pending.then(() => t.pass(), (e) => t.like(e, { code: "ERR_WORKER" }));
+  await t.throwsAsync(hosted.predict(PROMPTS), { instanceOf: RomeError, code: "ERR_WORKER", message: /disposed/ });
 });

@@ -99,7 +99,7 @@ export const gpt2: ArchDescription = {
     return { attnOut, presentKey: att.presentKey, presentValue: att.presentValue };
   },
 
-  emitMlp({ b, cfg, w }, layer, residMid) {
+  emitMlp({ b, cfg, w }, layer, { residMid }) {
     const h = `h.${layer}.`;
     const x = layerNorm(b, residMid, w(h + "ln_2.weight"), w(h + "ln_2.bias"), cfg.layerNormEps);
     const mlpKey = activation(b, affine(b, x, w(h + "mlp.c_fc.weight"), w(h + "mlp.c_fc.bias")), cfg.activation);

@@ -90,6 +90,10 @@ function llamaFamily(name: string, config: (raw: Record<string, unknown>, path: 
       return m;
     },
 
+    ignoredTensors(name) {
+      return /\.self_attn\.rotary_emb\.inv_freq$/.test(name);
+    },
+
     emitEmbed({ b, w }, io) {
       const tokEmbed = b.op("Gather", [w("embed_tokens.weight"), io.ids], { axis: attr.int(0) });
       // Positions enter through the rotary embeddings: nothing is added to the residual stream.
@@ -117,7 +121,7 @@ function llamaFamily(name: string, config: (raw: Record<string, unknown>, path: 
       return { attnOut, presentKey: att.presentKey, presentValue: att.presentValue };
     },
 
-    emitMlp({ b, cfg, w }, layer, residMid) {
+    emitMlp({ b, cfg, w }, layer, { residMid }) {
       const h = `layers.${layer}.`;
       const opt = (name: string) => (cfg.biases!.mlp ? w(h + name) : undefined);
       const x = rmsNorm(b, residMid, w(h + "post_attention_layernorm.weight"), cfg.layerNormEps);

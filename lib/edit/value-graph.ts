@@ -77,7 +77,7 @@ export function emitLayersAbove(model: Model, ctx: EmitContext, layer: number, h
       },
     });
     const mid = b.op("Add", [h, a.attnOut]);
-    h = b.op("Add", [mid, emitEditedMlp(model.arch, ctx, l, mid, `edit_u_${l}`, `edit_v_${l}`).mlpOut]);
+    h = b.op("Add", [mid, emitEditedMlp(model.arch, ctx, l, { residMid: mid, resid: h }, `edit_u_${l}`, `edit_v_${l}`).mlpOut]);
   }
   return h;
 }

@@ -176,6 +176,7 @@ export async function evaluateRecords(model: Model, records: readonly CounterFac
   checkOptionNames("evaluateRecords", options, EVAL_OPTIONS);
   const edits = model.edits.view(options.edits); // the call's edit set, captured before any await
   const { signal } = options;
+  records = parseCounterFact(records, "evaluateRecords records"); // a malformed record is ERR_DATASET, not a TypeError
   const per = checkInt("recordsPerCall", options.recordsPerCall ?? 32, 1, 4096);
   const gen = options.generation === true ? {} : options.generation || undefined;
   if (gen) checkOptionNames("generation", gen, ["maxLength", "topK", "seed"]);

@@ -3,11 +3,12 @@
 // call to the worker when the model argument is a HostedModel and calls the function otherwise.
 import { exportCheckpoint, exportEdits, loadEdits } from "../edit/export.js";
 import { rome } from "../edit/rome.js";
-import { computeStats } from "../edit/stats.js";
+import { computeStats, computeStatsLayers, loadStats } from "../edit/stats.js";
 import { evaluateRecords } from "../eval/counterfact.js";
 import { traceDataset } from "../trace/dataset.js";
 import { patchActivations } from "../trace/patching.js";
 import { trace, traceKinds, traceSevered } from "../trace/trace.js";
+import type { Model } from "../runtime/model.js";
 
 /** Each hosted function and the index of its model argument. */
 export const HOSTED_FUNCTIONS = {
@@ -17,6 +18,9 @@ export const HOSTED_FUNCTIONS = {
   traceDataset: { fn: traceDataset, model: 0 },
   patchActivations: { fn: patchActivations, model: 0 },
   computeStats: { fn: computeStats, model: 0 },
+  computeStatsLayers: { fn: computeStatsLayers, model: 0 },
+  /** `loadStats(path, hosted)` reads the file on the worker (the model is only where to read it). */
+  loadStats: { fn: (path: string, _model?: Model) => loadStats(path), model: 1 },
   rome: { fn: rome, model: 0 },
   evaluateRecords: { fn: evaluateRecords, model: 0 },
   exportEdits: { fn: exportEdits, model: 0 },

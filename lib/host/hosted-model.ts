@@ -63,6 +63,15 @@ class MirroredEdits extends EditSet {
   }
 }
 
+/** tsx's ESM API, which the worker registers when the library runs from its TypeScript sources. */
+function tsxApi(): string {
+  try {
+    return import.meta.resolve("tsx/esm/api");
+  } catch (e) {
+    throw new RomeError("ERR_WORKER", "rome-node runs from its TypeScript sources, and its worker needs tsx to load them; install tsx or build dist/ (npm run build:ts)", { cause: e });
+  }
+}
+
 export class HostedModel {
   readonly config: ModelConfig;
   readonly fingerprint: string;
@@ -97,7 +106,7 @@ export class HostedModel {
     const fromSources = here.endsWith(".ts");
     const init: WorkerInit = {
       module: new URL(`./worker.${fromSources ? "ts" : "js"}`, here).href,
-      tsx: fromSources ? import.meta.resolve("tsx/esm/api") : undefined,
+      tsx: fromSources ? tsxApi() : undefined,
       dir,
       options,
     };
@@ -203,7 +212,14 @@ export class HostedModel {
     const p = this.pending.get(m.id);
     if (!p) return;
     if (m.type === "callback") {
-      p.callbacks.get(slotKey(m.slot))?.(...m.args);
+      try {
+        p.callbacks.get(slotKey(m.slot))?.(...m.args);
+      } catch (e) {
+        // as in-thread, a callback that throws ends its call: reject it, and stop the worker's side if it can be aborted
+        this.settle(m.id, p);
+        p.reject(e as Error);
+        this.worker.postMessage({ type: "abort", id: m.id } satisfies ToWorker);
+      }
       return;
     }
     this.settle(m.id, p);

@@ -1,7 +1,7 @@
 // The messages between a hosted model (main thread) and its worker, and what crosses with them:
 // errors as { name, code, message } revived as the same classes, results with every typed array
-// copied on the worker and its buffer transferred (so the main thread never copies or deserialises
-// bulk data), and the callbacks and AbortSignals of options replaced by placeholders.
+// copied on the worker (so the main thread never copies bulk data) and either transferred or, when
+// large, placed in shared memory, and the callbacks and AbortSignals of options left out as slots.
 import { RomeError, type RomeErrorCode } from "../errors.js";
 import type { ModelConfig } from "../model/config.js";
 import { AbortError } from "../runtime/call.js";
@@ -65,18 +65,32 @@ export function reviveError(s: SerializedError, signal?: AbortSignal): Error {
   return e;
 }
 
+/** Result arrays of this many bytes or more come back in shared memory. */
+export const SHARED_BYTES = 1 << 20;
+
+type TypedArray = Float32Array | Float64Array | Int32Array | Uint32Array | Uint8Array | Int8Array | Uint16Array | Int16Array | BigInt64Array | BigUint64Array;
+
 /**
- * `value` with every typed array replaced by a copy that owns its whole buffer, and those buffers:
- * post them as the transfer list. Copying on the worker keeps arrays it still holds (caches, model
- * state) intact; transferring makes receiving them free on the main thread.
+ * `value` with every typed array replaced by a copy, and the buffers to transfer. Copying on the
+ * worker keeps arrays it still holds (caches, model state) intact. A copy under SHARED_BYTES owns
+ * its buffer, which is transferred, so receiving it costs the main thread nothing. A larger one
+ * (statistics, recorded states) is placed in a SharedArrayBuffer: receiving it is free too, and
+ * so is passing it back to a later call (`rome(hosted, request, { stats })`), which then reads the
+ * very memory the caller holds, as an in-thread call would.
  */
 export function forTransfer(value: unknown): { value: unknown; transfer: ArrayBuffer[] } {
   const transfer: ArrayBuffer[] = [];
   const walk = (v: unknown): unknown => {
     if (ArrayBuffer.isView(v) && !(v instanceof DataView)) {
-      const copy = (v as unknown as { slice(): ArrayBufferView }).slice();
-      transfer.push(copy.buffer as ArrayBuffer);
-      return copy;
+      const a = v as TypedArray;
+      if (a.byteLength < SHARED_BYTES) {
+        const copy = a.slice();
+        transfer.push(copy.buffer as ArrayBuffer);
+        return copy;
+      }
+      const shared = new (a.constructor as new (b: SharedArrayBuffer) => TypedArray)(new SharedArrayBuffer(a.byteLength));
+      (shared as Float64Array).set(a as Float64Array);
+      return shared;
     }
     if (Array.isArray(v)) return v.map(walk);
     if (v instanceof Map) return new Map([...v].map(([k, x]) => [k, walk(x)]));

@@ -26,6 +26,8 @@ export interface ModelConfig {
   bosTokenId: number;
   /** Rotary position embeddings; absent for learned position embeddings. */
   rope?: RopeConfig;
+  /** Attention and MLP both read the block's input and are added together (GPT-J, GPT-NeoX's use_parallel_residual). */
+  parallelResidual?: boolean;
   /** A gated MLP (SwiGLU: gate, up and down projections, three matrices instead of two). */
   gatedMlp?: boolean;
   /** Which projections carry biases, for families where the config decides (Llama's attention_bias and mlp_bias, Qwen2's q/k/v biases). */

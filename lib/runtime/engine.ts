@@ -144,16 +144,27 @@ export class Engine {
     return { residMid: out[IO.residMid]!, attnOut: out[IO.attnOut]!, key: out[IO.presentKey], value: out[IO.presentValue] };
   }
 
-  /** MLP half-block of `layer` with the edits of `edits` at that layer: residMid (B, T, D). */
-  async mlp(layer: number, B: number, T: number, residMid: Float32Array, needKey: boolean, edits: EditView, meter?: FlopMeter): Promise<MlpState> {
+  /** True when the MLP half-blocks read the block's input (parallel attention and MLP): pass it to `mlp`. */
+  get mlpReadsBlockInput(): boolean {
+    return this.mlpSegs[0]?.inputNames.includes(IO.resid) ?? false;
+  }
+
+  /** MLP half-block of `layer` with the edits of `edits` at that layer: residMid (B, T, D); resid (B, T, D), the block's input, when `mlpReadsBlockInput`. */
+  async mlp(layer: number, B: number, T: number, residMid: Float32Array, needKey: boolean, edits: EditView, meter?: FlopMeter, resid?: Float32Array): Promise<MlpState> {
     const fetch = needKey ? [IO.residPost, IO.mlpOut, IO.mlpKey] : [IO.residPost, IO.mlpOut];
     const f = edits.factors(layer);
     const R = f?.rank ?? 0;
-    const out = await this.mlpSegs[layer]!.run({
+    const seg = this.mlpSegs[layer]!;
+    const feeds: Record<string, { data: Float32Array; dims: number[] }> = {
       [IO.residMid]: { data: residMid, dims: [B, T, this.config.nEmbd] },
       [IO.editU]: { data: f?.u ?? EMPTY, dims: [this.config.nInner, R] },
       [IO.editV]: { data: f?.v ?? EMPTY, dims: [R, this.config.nEmbd] },
-    }, fetch);
+    };
+    if (seg.inputNames.includes(IO.resid)) {
+      if (!resid) throw new RomeError("ERR_ARGUMENT", `the MLP of layer ${layer} reads the block's input (a parallel block): pass it`);
+      feeds[IO.resid] = { data: resid, dims: [B, T, this.config.nEmbd] };
+    }
+    const out = await seg.run(feeds, fetch);
     if (meter) meter.flops += mlpFlops(this.config, B * T);
     return { residMid, residPost: out[IO.residPost]!, mlpOut: out[IO.mlpOut]!, mlpKey: out[IO.mlpKey] };
   }
@@ -224,7 +235,7 @@ export class Engine {
       opts.hooks?.attn?.(l, { resid, residMid: a.residMid, attnOut: a.attnOut });
       rec("resid_mid", l, a.residMid);
       rec("attn_out", l, a.attnOut);
-      const m = await this.mlp(l, B, T, a.residMid, want.has("mlp_key") || (opts.needKey?.(l) ?? false), opts.edits, opts.meter);
+      const m = await this.mlp(l, B, T, a.residMid, want.has("mlp_key") || (opts.needKey?.(l) ?? false), opts.edits, opts.meter, resid);
       opts.hooks?.mlp?.(l, m);
       rec("mlp_out", l, m.mlpOut);
       if (m.mlpKey) rec("mlp_key", l, m.mlpKey);
