@@ -81,6 +81,7 @@ export class HostedModel {
   readonly tokenizer: HostedTokenizer;
   /** Edits applied to this model; the same API as `Model.edits`. */
   readonly edits: EditSet;
+  private readonly mirror: MirroredEdits;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   /** Why calls now fail (the worker died or the model was disposed). */
@@ -93,7 +94,7 @@ export class HostedModel {
     this.batchSize = info.batchSize;
     this.sourceDir = info.sourceDir;
     this.tokenizer = new HostedTokenizer(this);
-    this.edits = new MirroredEdits(this, info.config);
+    this.edits = this.mirror = new MirroredEdits(this, info.config);
     worker.on("message", (m: FromWorker) => this.receive(m));
     worker.on("error", (e: Error) => this.fail(`failed: ${e.message}`));
     worker.on("exit", (code) => this.fail(`exited with code ${code}`));
@@ -193,8 +194,8 @@ export class HostedModel {
         p.onAbort = () => this.worker.postMessage({ type: "abort", id } satisfies ToWorker);
         split.abort.addEventListener("abort", p.onAbort, { once: true });
       }
-      const scope = target === "edits" ? undefined : this.edits.scoped()?.ids;
-      this.worker.postMessage({ type: "call", id, target, name, args: split.args, callbacks: split.callbacks, signal: split.signal, scope: scope && [...scope] } satisfies ToWorker);
+      const scope = target === "edits" ? undefined : this.mirror.scoped()?.ids; // the innermost withOnly scope's edits travel with the call
+      this.worker.postMessage({ type: "call", id, target, name, args: split.args, callbacks: split.callbacks, signal: split.signal, scope } satisfies ToWorker);
       this.pending.set(id, p);
       this.worker.ref();
     });
