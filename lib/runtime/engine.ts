@@ -9,6 +9,7 @@ import { compileAttention, compileEmbed, compileHead, compileMlp, IO, type Segme
 import { RomeError } from "../errors.js";
 import { attentionBias, type Batch } from "./batch.js";
 import { throwIfAborted, type CallOptions } from "./call.js";
+import type { EditView } from "./edit-view.js";
 import { attnFlops, headFlops, mlpFlops } from "./flops.js";
 import { SegmentSession, type Scratch, type SessionOptions } from "./session.js";
 
@@ -45,6 +46,8 @@ export interface Hooks {
 }
 
 export interface RunOptions {
+  /** The edits the MLP segments apply (EditView.NONE: the base model). A run reads nothing else that edits change. */
+  edits: EditView;
   /** Start at `layer` with `resid` (B, T, D), the residual stream entering that layer. */
   from?: { layer: number; resid: Float32Array };
   /** Run layers < stopLayer only (default: all). The head runs only after the last layer. */
@@ -78,16 +81,7 @@ export interface FlopMeter {
   flops: number;
 }
 
-/** Low-rank edit factors of one layer's MLP output projection: ΔW = U V (in_out layout). */
-export interface EditFactors {
-  rank: number;
-  u: Float32Array; // (F, rank)
-  v: Float32Array; // (rank, D)
-}
-
 export class Engine {
-  private readonly editFactors = new Map<number, EditFactors>();
-
   private constructor(
     readonly config: ModelConfig,
     private readonly embedSeg: SegmentSession,
@@ -122,16 +116,6 @@ export class Engine {
     const [embed, ...rest] = sessions;
     const layers = rest.slice(0, 2 * cfg.nLayer);
     return new Engine(cfg, embed!, layers.filter((_, i) => i % 2 === 0), layers.filter((_, i) => i % 2 === 1), rest.at(-1)!);
-  }
-
-  /** Sets (or, with rank 0 / undefined, clears) the edit factors every later run of `layer` uses. */
-  setEditFactors(layer: number, factors: EditFactors | undefined): void {
-    if (!factors || factors.rank === 0) this.editFactors.delete(layer);
-    else this.editFactors.set(layer, factors);
-  }
-
-  editFactorsOf(layer: number): EditFactors | undefined {
-    return this.editFactors.get(layer);
   }
 
   /** Token and position embeddings: tok, pos (B, T, D). */
@@ -172,10 +156,10 @@ export class Engine {
     return this.mlpSegs[0]?.inputNames.includes(IO.resid) ?? false;
   }
 
-  /** MLP half-block of `layer`: residMid (B, T, D); resid (B, T, D), the block's input, when `mlpReadsBlockInput`. */
-  async mlp(layer: number, B: number, T: number, residMid: Float32Array, needKey: boolean, meter?: FlopMeter, resid?: Float32Array): Promise<MlpState> {
+  /** MLP half-block of `layer` with the edits of `edits` at that layer: residMid (B, T, D); resid (B, T, D), the block's input, when `mlpReadsBlockInput`. */
+  async mlp(layer: number, B: number, T: number, residMid: Float32Array, needKey: boolean, edits: EditView, meter?: FlopMeter, resid?: Float32Array): Promise<MlpState> {
     const fetch = needKey ? [IO.residPost, IO.mlpOut, IO.mlpKey] : [IO.residPost, IO.mlpOut];
-    const f = this.editFactors.get(layer);
+    const f = edits.factors(layer);
     const R = f?.rank ?? 0;
     const seg = this.mlpSegs[layer]!;
     const feeds: Record<string, { data: Float32Array; dims: number[] }> = {
@@ -215,7 +199,7 @@ export class Engine {
   }
 
   /** Runs a batch through the layers as `opts` asks. */
-  async run(batch: Batch, opts: RunOptions = {}): Promise<RunResult> {
+  async run(batch: Batch, opts: RunOptions): Promise<RunResult> {
     const cfg = this.config;
     const { B, T } = batch;
     const D = cfg.nEmbd;
@@ -259,7 +243,7 @@ export class Engine {
       opts.hooks?.attn?.(l, { resid, residMid: a.residMid, attnOut: a.attnOut });
       rec("resid_mid", l, a.residMid);
       rec("attn_out", l, a.attnOut);
-      const m = await this.mlp(l, B, T, a.residMid, want.has("mlp_key") || (opts.needKey?.(l) ?? false), opts.meter, resid);
+      const m = await this.mlp(l, B, T, a.residMid, want.has("mlp_key") || (opts.needKey?.(l) ?? false), opts.edits, opts.meter, resid);
       opts.hooks?.mlp?.(l, m);
       rec("mlp_out", l, m.mlpOut);
       if (m.mlpKey) rec("mlp_key", l, m.mlpKey);
