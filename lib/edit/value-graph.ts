@@ -9,6 +9,7 @@ import { attr } from "../graph/builder.js";
 import { emitContext, emitEditedMlp } from "../arch/segments.js";
 import { RomeError } from "../errors.js";
 import type { Model } from "../runtime/model.js";
+import { ortThreading } from "../runtime/threading.js";
 
 /**
  * Value names of the loss graph (B prompts, W window columns: those from the earliest subject-last
@@ -92,7 +93,7 @@ async function build(model: Model, layer: number): Promise<ValueSession> {
   b.output(VG.klLogprobs, lpKl, "float32", [1, cfg.vocabSize]);
   const grad = buildGradient(b, { loss: VG.loss, wrt: [VG.delta], keep: [VG.nll, VG.kl, VG.targetLogprobs, VG.klLogprobs] });
   try {
-    const session = await ort.InferenceSession.create(grad.toBytes(), { intraOpNumThreads: model.threads, interOpNumThreads: 1, graphOptimizationLevel: "all", logSeverityLevel: 3 });
+    const session = await ort.InferenceSession.create(grad.toBytes(), { ...ortThreading(model), graphOptimizationLevel: "all", logSeverityLevel: 3 });
     return { layer, session };
   } catch (e) {
     throw new RomeError("ERR_ONNX", `onnxruntime rejected the value-gradient graph of layer ${layer}: ${(e as Error).message}`, { cause: e });

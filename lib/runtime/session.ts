@@ -3,13 +3,12 @@
 import ort from "onnxruntime-node";
 import { RomeError } from "../errors.js";
 import type { Segment } from "../arch/segments.js";
+import { ortThreading, type ThreadingOptions } from "./threading.js";
 
 export type Feed = { data: Float32Array | BigInt64Array; dims: number[] };
 
-export interface SessionOptions {
-  /** onnxruntime intra-op threads; default 1 (the machine's cores are shared with the addon). */
-  threads: number;
-}
+/** Threads (default 1: the machine's cores are shared with the addon) and spinning (default off). */
+export type SessionOptions = ThreadingOptions;
 
 export class SegmentSession {
   private constructor(readonly name: string, private readonly session: ort.InferenceSession) {}
@@ -18,10 +17,8 @@ export class SegmentSession {
     const name = segment.graph.name;
     try {
       const session = await ort.InferenceSession.create(segment.graph.toBytes(), {
-        intraOpNumThreads: opts.threads,
-        interOpNumThreads: 1,
+        ...ortThreading(opts),
         graphOptimizationLevel: "all",
-        executionMode: "sequential",
         logSeverityLevel: 3,
       });
       return new SegmentSession(name, session);
