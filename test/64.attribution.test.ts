@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Model } from "../lib/runtime/model.js";
 import { recallAt, spearman, topIndices } from "../lib/trace/agreement.js";
+import { restoredProbability } from "../lib/trace/attribution.js";
 import { traceKinds, traceSevered, type TraceResult } from "../lib/trace/trace.js";
 import { TINYFACTS } from "./helpers.js";
 
@@ -81,4 +82,21 @@ test("strategy and topK are checked", async (t) => {
   await t.throwsAsync(traceKinds(model, { prompt: f.prompt, subject: f.subject, strategy: "guess" as never }, ["resid"]), { code: "ERR_ARGUMENT" });
   await t.throwsAsync(traceKinds(model, { prompt: f.prompt, subject: f.subject, strategy: "refine", topK: 0 }, ["resid"]), { code: "ERR_ARGUMENT" });
   await t.throwsAsync(traceSevered(model, { prompt: f.prompt, subject: f.subject, strategy: "attribution" }), { code: "ERR_ARGUMENT" });
+});
+
+test("a change of log p becomes a change of log-odds: first order in p for small changes, within [0, 1] for large", (t) => {
+  t.is(restoredProbability(0.3, 0), 0.3);
+  t.true(Math.abs(restoredProbability(0.3, 1e-4) - 0.3 * (1 + 1e-4)) < 1e-8);
+  const big = restoredProbability(0.001, 6);
+  t.true(big > 0.1 && big < 1, `${big}`);
+  for (const d of [-500, -50, 50, 500]) t.true(restoredProbability(0.9, d) >= 0 && restoredProbability(0.9, d) <= 1, `${d}`);
+});
+
+test("agreement measures: Spearman with ties, top indices, recall", (t) => {
+  t.is(spearman([1, 2, 3, 4], [10, 20, 30, 40]), 1);
+  t.is(spearman([1, 2, 3, 4], [4, 3, 2, 1]), -1);
+  t.true(Math.abs(spearman([1, 1, 2, 3], [1, 2, 3, 4]) - 0.9486832980505138) < 1e-12); // scipy.stats.spearmanr
+  t.deepEqual(topIndices([0.1, 0.5, 0.5, 0.2], 2), [1, 2]);
+  t.is(recallAt([5, 4, 3, 2, 1], [1, 2, 3, 4, 5], 2, 3), 0);
+  t.is(recallAt([5, 4, 3, 2, 1], [5, 1, 4, 2, 3], 2, 3), 0.5);
 });

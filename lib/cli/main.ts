@@ -10,7 +10,7 @@ import { Model } from "../runtime/model.js";
 import { traceDataset } from "../trace/dataset.js";
 import { TRACE_KINDS, type TraceKind } from "../trace/grid.js";
 import { heatmapSvg, svgToPng } from "../trace/heatmap.js";
-import { traceKinds } from "../trace/trace.js";
+import { traceKinds, type TraceStrategy } from "../trace/trace.js";
 import { exportCheckpoint, exportEdits } from "../edit/export.js";
 import { rome } from "../edit/rome.js";
 import { computeStats } from "../edit/stats.js";
@@ -82,11 +82,12 @@ program.command("trace")
   .option("--samples <n>", "noise samples", int, 10)
   .option("--noise <level>", "Gaussian noise level (default: 3 × std of the subject's embeddings)", num)
   .option("--window <n>", "layers restored together for mlp/attn", int, 10)
-  .option("--strategy <s>", "minimal or naive", "minimal")
+  .option("--strategy <s>", "minimal, naive, attribution (first-order estimates) or refine (estimates, exact top k)", "minimal")
+  .option("--top-k <n>", "cells per kind that --strategy refine computes exactly", int, 10)
   .option("-o, --out <file>", "output: name.svg, name.png or name.json (one file per kind: name-<kind>.ext)")
-  .action(async (o: { prompt: string; subject: string; kind: TraceKind[]; samples: number; noise?: number; window: number; strategy: "minimal" | "naive"; out?: string }) => {
+  .action(async (o: { prompt: string; subject: string; kind: TraceKind[]; samples: number; noise?: number; window: number; strategy: TraceStrategy; topK: number; out?: string }) => {
     await withModel(program.opts(), async (m) => {
-      const res = await traceKinds(m, { prompt: o.prompt, subject: o.subject, samples: o.samples, noise: o.noise, window: o.window, strategy: o.strategy }, o.kind);
+      const res = await traceKinds(m, { prompt: o.prompt, subject: o.subject, samples: o.samples, noise: o.noise, window: o.window, strategy: o.strategy, topK: o.topK }, o.kind);
       for (const k of o.kind) {
         const r = res[k]!;
         console.log(`${k}: answer ${JSON.stringify(r.answer.token)} high ${r.highScore.toFixed(4)} low ${r.lowScore.toFixed(4)} noise ${r.noiseLevel.toFixed(4)} ` +

@@ -106,12 +106,26 @@ export interface AttributionContext {
 /** One kind's estimates, (T, L) each. */
 export interface AttributionGrid {
   /**
-   * First-order estimate of the trace's score (p(answer) averaged over samples) with the cell
-   * restored: lowScore + mean_n p_n · (h_clean − h_n) · ∂ log p_n / ∂ h_n.
+   * Estimate of the trace's score (p(answer) averaged over samples) with the cell restored: per
+   * sample, the first-order change of log p turned into a change of log-odds (restoredProbability),
+   * then averaged: mean_n σ(logit p_n + Δ_n / (1 − p_n)), Δ_n = (h_clean − h_n) · ∂ log p_n / ∂ h_n.
    */
   score: number[][];
   /** mean_n (h_clean − h_n) · ∂ log p_n / ∂ h_n: the first-order change of log p(answer) per sample. */
   logp: number[][];
+}
+
+/**
+ * p(answer) of one sample after a first-order change `dlogp` of log p, taken as a change of the
+ * log-odds: d log-odds = d log p / (1 − p). Linear in the log-odds, the estimate stays in (0, 1)
+ * and a large gain at a small p (0.001 → 0.4, a common restoration) is not lost to p's own
+ * small gradient, as it is when p itself is linearised.
+ */
+export function restoredProbability(p: number, dlogp: number): number {
+  if (dlogp === 0) return p;
+  const q = Math.min(Math.max(p, 1e-12), 1 - 1e-7);
+  const z = Math.log(q / (1 - q)) + dlogp / (1 - q);
+  return 1 / (1 + Math.exp(-z));
 }
 
 /** FLOPs of the gradient run: the forward pass over N rows of T tokens, and about twice that backward. */
@@ -197,15 +211,15 @@ export async function attributionGrids(ctx: AttributionContext, kinds: readonly 
       const lRow: number[] = [];
       for (let l = 0; l < L; l++) {
         const [lo, hi] = kind === "resid" ? [l, l + 1] : windowLayers(l, window, L);
-        let ds = 0;
+        let ps = 0;
         let dl = 0;
         for (let n = 0; n < N; n++) {
           let s = 0;
           for (let j = lo; j < hi; j++) s += e[j]![n * T + t]!;
-          ds += p[n]! * s;
+          ps += restoredProbability(p[n]!, s);
           dl += s;
         }
-        sRow.push(ctx.lowScore + ds / N);
+        sRow.push(ps / N);
         lRow.push(dl / N);
       }
       score.push(sRow);
