@@ -86,6 +86,31 @@ async function parent(): Promise<void> {
   // (shape, condition, config) → facts/s per round
   const rate = new Map<string, number[]>();
   const loads: Record<string, number[]> = { quiet: [], contended: [] };
+  /** Prints the table so far (medians over the rounds done) and writes the results. */
+  const report = (label: string) => {
+    const median = (xs: number[]) => {
+      const s = [...xs].sort((a, b) => a - b);
+      return (s[Math.floor((s.length - 1) / 2)]! + s[Math.ceil((s.length - 1) / 2)]!) / 2;
+    };
+    const rows: Record<string, string | number>[] = [];
+    for (const shape of shapes) {
+      for (const cond of conditions) {
+        const base = rate.get(`${shape}|${cond}|t1`)!;
+        for (const c of CONFIGS) {
+          const xs = rate.get(`${shape}|${cond}|${c.name}`)!;
+          const ratios = xs.map((x, i) => x / base[i]!);
+          rows.push({
+            shape, condition: cond, config: c.name, "facts/s (median)": median(xs),
+            "÷ t1 (median)": median(ratios), "÷ t1 (worst)": Math.min(...ratios),
+          });
+        }
+      }
+    }
+    console.log(`\nthreads benchmark (${label}): ${cpus().length} cores, ${facts} TinyFacts facts × 3 kinds per measurement, samples ${samples};` +
+      ` 1-min load average during quiet rounds ${loads.quiet!.map((x) => x.toFixed(1)).join(", ")}, contended ${loads.contended!.map((x) => x.toFixed(1)).join(", ")}`);
+    printTable("facts/s by configuration; ratios to threads 1 in the same round and condition", rows);
+    writeResults("threads", { label, facts, samples, rounds, configs: CONFIGS, loads, rows, raw: Object.fromEntries(rate) });
+  };
   for (let r = 0; r < rounds; r++) {
     for (const cond of conditions) {
       const competitors = cond === "contended" ? cpus().map(() => spawn(process.execPath, ["-e", "for(;;){}"], { stdio: "ignore" })) : [];
@@ -105,25 +130,7 @@ async function parent(): Promise<void> {
       }
     }
     console.error(`round ${r + 1}/${rounds} done`);
+    report(r + 1 < rounds ? `after round ${r + 1} of ${rounds}` : "final");
   }
   for (const p of procs.values()) p.kill();
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const rows: Record<string, string | number>[] = [];
-  for (const shape of shapes) {
-    for (const cond of conditions) {
-      const base = rate.get(`${shape}|${cond}|t1`)!;
-      for (const c of CONFIGS) {
-        const xs = rate.get(`${shape}|${cond}|${c.name}`)!;
-        const ratios = xs.map((x, i) => x / base[i]!);
-        rows.push({
-          shape, condition: cond, config: c.name, "facts/s (median)": median(xs),
-          "÷ t1 (median)": median(ratios), "÷ t1 (worst)": Math.min(...ratios),
-        });
-      }
-    }
-  }
-  console.log(`threads benchmark: ${cpus().length} cores, ${facts} TinyFacts facts × 3 kinds per measurement, samples ${samples}, ${rounds} rounds;` +
-    ` 1-min load average during quiet rounds ${loads.quiet!.map((x) => x.toFixed(1)).join(", ")}, contended ${loads.contended!.map((x) => x.toFixed(1)).join(", ")}`);
-  printTable("facts/s by configuration; ratios to threads 1 in the same round and condition", rows);
-  writeResults("threads", { facts, samples, rounds, configs: CONFIGS, loads, rows, raw: Object.fromEntries(rate) });
 }
