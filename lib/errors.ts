@@ -34,11 +34,18 @@ export type RomeErrorCode =
   | "ERR_UNKNOWN_KIND"
   | "ERR_EDIT_REFUSED"
   | "ERR_EDIT_UNKNOWN"
+  | "ERR_EDIT_CONFLICT"
+  | "ERR_EDITS_FILE"
   | "ERR_STATS"
+  | "ERR_HPARAMS"
+  | "ERR_STATS_CORRUPT"
+  | "ERR_STATS_MISMATCH"
   | "ERR_DATASET"
   | "ERR_IO"
   // long calls (lib/runtime/call.ts)
-  | "ERR_ABORTED";
+  | "ERR_ABORTED"
+  // the worker host (lib/host)
+  | "ERR_WORKER";
 
 export class RomeError extends Error {
   readonly code: RomeErrorCode;

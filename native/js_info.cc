@@ -57,7 +57,9 @@ static Napi::Value Capabilities(const Napi::CallbackInfo& info) {
 static Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   double n;
-  if (!GetNumber(env, info[0], "threads", n)) return env.Undefined();
+  if (!GetNumber(env, info[0], "threads", n) ||
+      !Require(env, n >= 0 && n <= 1024 && n == double(int(n)), "Expected an integer threads in [0, 1024]"))
+    return env.Undefined();
   set_threads(int(n));
   return Napi::Number::New(env, get_threads());
 }

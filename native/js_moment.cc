@@ -16,9 +16,8 @@ bool ParseBackend(Napi::Env env, Napi::Value v, Backend& out) {
   return true;
 }
 
-static bool GetSquare(Napi::Env env, Napi::Value v, const char* name, Tensor& t) {
-  return GetTensor(env, v, name, napi_float64_array, 2, 2, t) &&
-         Require(env, t.dim(0) == t.dim(1), std::string("Expected a square matrix for ") + name);
+static bool Square(Napi::Env env, const Tensor& t) {
+  return Require(env, t.dim(0) == t.dim(1), "Expected a square matrix for " + t.name);
 }
 
 // momentAccumulate(acc f64 (d, d), keys f32 (rows, d), async, backend) -> Promise<void> | void
@@ -26,24 +25,30 @@ static Napi::Value MomentAccumulate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Tensor acc, keys;
   Backend be;
-  if (!GetSquare(env, info[0], "acc", acc) || !GetTensor(env, info[1], "keys", napi_float32_array, 2, 2, keys) ||
-      !ParseBackend(env, info[3], be))
+  if (!GetTensor(env, info[0], "acc", napi_float64_array, 2, 2, acc) ||
+      !GetTensor(env, info[1], "keys", napi_float32_array, 2, 2, keys) || !ParseBackend(env, info[3], be) ||
+      !Bind(env, {&acc, &keys}) || !Square(env, acc))
     return env.Undefined();
   if (!Require(env, keys.dim(1) == acc.dim(0), "momentAccumulate: keys have " + std::to_string(keys.dim(1)) +
                                                    " columns but acc is " + std::to_string(acc.dim(0)) + " square"))
     return env.Undefined();
+  // acc's upper triangle is read and written, keys read
+  KernelCall call(env, "momentAccumulate", info[2].ToBoolean(), {{&acc, true, true}, {&keys, false}});
+  if (!call.ok()) return env.Undefined();
   double* a = acc.as<double>();
   const float* k = keys.as<float>();
   const int64_t rows = keys.dim(0), d = acc.dim(0);
-  return RunKernel(env, info[2].ToBoolean(), [=] { return moment_accumulate(a, k, rows, d, be); }, nullptr,
-                   {acc.holder, keys.holder});
+  return call.Run([=] { return moment_accumulate(a, k, rows, d, be); }, nullptr);
 }
 
 // momentMerge(acc f64 (d, d), other f64 (d, d)): acc upper += other upper
 static Napi::Value MomentMerge(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Tensor acc, other;
-  if (!GetSquare(env, info[0], "acc", acc) || !GetSquare(env, info[1], "other", other)) return env.Undefined();
+  if (!GetTensor(env, info[0], "acc", napi_float64_array, 2, 2, acc) ||
+      !GetTensor(env, info[1], "other", napi_float64_array, 2, 2, other) || !Bind(env, {&acc, &other}) ||
+      !Square(env, acc) || !Square(env, other))
+    return env.Undefined();
   if (!Require(env, acc.dims == other.dims, "momentMerge: acc and other differ in size")) return env.Undefined();
   moment_merge(acc.as<double>(), other.as<double>(), acc.dim(0));
   return env.Undefined();
@@ -54,8 +59,9 @@ static Napi::Value MomentFinalize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Tensor out, acc;
   double count;
-  if (!GetSquare(env, info[0], "out", out) || !GetSquare(env, info[1], "acc", acc) ||
-      !GetNumber(env, info[2], "count", count))
+  if (!GetTensor(env, info[0], "out", napi_float64_array, 2, 2, out) ||
+      !GetTensor(env, info[1], "acc", napi_float64_array, 2, 2, acc) || !GetNumber(env, info[2], "count", count) ||
+      !Bind(env, {&out, &acc}) || !Square(env, out) || !Square(env, acc))
     return env.Undefined();
   if (!Require(env, acc.dims == out.dims, "momentFinalize: out and acc differ in size")) return env.Undefined();
   moment_finalize(out.as<double>(), acc.as<double>(), acc.dim(0), count);
@@ -67,12 +73,16 @@ static Napi::Value MomentFinalize(const Napi::CallbackInfo& info) {
 static Napi::Value BenchRawSsyrk(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Tensor keys;
-  if (!GetTensor(env, info[0], "keys", napi_float32_array, 2, 2, keys)) return env.Undefined();
+  if (!GetTensor(env, info[0], "keys", napi_float32_array, 2, 2, keys) || !Bind(env, {&keys}) ||
+      !Require(env, keys.dim(1) <= 32768, "_benchRawSsyrk: keys may have at most 32768 columns"))  // (d, d) scratch
+    return env.Undefined();
+  KernelCall call(env, "_benchRawSsyrk", true, {{&keys, false}});
+  if (!call.ok()) return env.Undefined();
   auto secs = std::make_shared<double>(0);
   const float* k = keys.as<float>();
   const int64_t rows = keys.dim(0), d = keys.dim(1);
-  return RunKernel(env, true, [=] { *secs = bench_raw_ssyrk(k, rows, d); return Status::Ok(); },
-                   [secs](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, *secs); }, {keys.holder});
+  return call.Run([=] { *secs = bench_raw_ssyrk(k, rows, d); return Status::Ok(); },
+                  [secs](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, *secs); });
 }
 
 void InitMoment(Napi::Env env, Napi::Object exports) {

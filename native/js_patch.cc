@@ -1,6 +1,8 @@
 // N-API wrappers of the patch/gather kernels (patch.h). Synchronous: they are memory copies of at
 // most a layer's batch, microseconds to a millisecond. lib/native.ts validates first; here only
 // kinds and sizes are re-checked.
+#include <algorithm>
+
 #include "napi_util.h"
 #include "patch.h"
 
@@ -18,11 +20,13 @@ static Napi::Value GatherRows(const Napi::CallbackInfo& info) {
   Tensor dst, src, index;
   if (!GetTensor(env, info[0], "dst", napi_float32_array, 1, 8, dst) ||
       !GetTensor(env, info[1], "src", napi_float32_array, 1, 8, src) ||
-      !GetArray(env, info[2], "index", napi_int32_array, index))
+      !GetArray(env, info[2], "index", napi_int32_array, index) || !Bind(env, {&dst, &src, &index}))
     return env.Undefined();
   const int64_t B = dst.dim(0), S = src.dim(0);
-  const int64_t inner = B ? dst.length / B : 0;
-  if (!Require(env, src.dims.size() == dst.dims.size() && (S ? src.length / S : 0) == inner && index.length == B,
+  int64_t inner = 1;  // product of the trailing dims, within the checked extent
+  for (size_t i = 1; i < dst.dims.size(); i++) inner *= dst.dims[i];
+  if (!Require(env, src.dims.size() == dst.dims.size() && std::equal(dst.dims.begin() + 1, dst.dims.end(), src.dims.begin() + 1) &&
+                        index.length == B,
                "gatherRows: shapes dst " + Shape(dst) + ", src " + Shape(src) + ", index [" + std::to_string(index.length) +
                    "] do not match"))
     return env.Undefined();
@@ -36,7 +40,7 @@ static Napi::Value PatchPositions(const Napi::CallbackInfo& info) {
   Tensor dst, src, plan;
   if (!GetTensor(env, info[0], "dst", napi_float32_array, 3, 3, dst) ||
       !GetTensor(env, info[1], "src", napi_float32_array, 3, 3, src) ||
-      !GetArray(env, info[2], "plan", napi_int32_array, plan))
+      !GetArray(env, info[2], "plan", napi_int32_array, plan) || !Bind(env, {&dst, &src, &plan}))
     return env.Undefined();
   if (!Require(env, src.dim(1) == dst.dim(1) && src.dim(2) == dst.dim(2) && plan.length % 3 == 0,
                "patchPositions: shapes dst " + Shape(dst) + ", src " + Shape(src) + ", plan [" +
@@ -59,6 +63,7 @@ static Napi::Value BuildBatch(const Napi::CallbackInfo& info) {
   if (patched && (!GetTensor(env, info[3], "patchSrc", napi_float32_array, 3, 3, psrc) ||
                   !GetArray(env, info[4], "plan", napi_int32_array, plan)))
     return env.Undefined();
+  if (!(patched ? Bind(env, {&dst, &src, &index, &psrc, &plan}) : Bind(env, {&dst, &src, &index}))) return env.Undefined();
   if (!Require(env, src.dim(1) == dst.dim(1) && src.dim(2) == dst.dim(2) && index.length == dst.dim(0) &&
                         (!patched || (psrc.dim(1) == dst.dim(1) && psrc.dim(2) == dst.dim(2) && plan.length % 3 == 0)),
                "buildBatch: shapes dst " + Shape(dst) + ", src " + Shape(src) + ", index [" +
@@ -78,7 +83,7 @@ static Napi::Value ComponentRestore(const Napi::CallbackInfo& info) {
       !GetTensor(env, info[1], "mid", napi_float32_array, 3, 3, mid) ||
       !GetTensor(env, info[2], "component", napi_float32_array, 3, 3, comp) ||
       !GetTensor(env, info[3], "clean", napi_float32_array, 3, 3, clean) ||
-      !GetArray(env, info[4], "mask", napi_uint8_array, mask))
+      !GetArray(env, info[4], "mask", napi_uint8_array, mask) || !Bind(env, {&out, &mid, &comp, &clean, &mask}))
     return env.Undefined();
   const int64_t B = out.dim(0), T = out.dim(1), D = out.dim(2);
   if (!Require(env, mid.dims == out.dims && comp.dims == out.dims && clean.dim(1) == T && clean.dim(2) == D &&
@@ -97,7 +102,7 @@ static Napi::Value Freeze(const Napi::CallbackInfo& info) {
   Tensor dst, values, plan;
   if (!GetTensor(env, info[0], "dst", napi_float32_array, 3, 3, dst) ||
       !GetTensor(env, info[1], "values", napi_float32_array, 2, 2, values) ||
-      !GetArray(env, info[2], "plan", napi_int32_array, plan))
+      !GetArray(env, info[2], "plan", napi_int32_array, plan) || !Bind(env, {&dst, &values, &plan}))
     return env.Undefined();
   if (!Require(env, values.dim(1) == dst.dim(2) && plan.length == 2 * values.dim(0),
                "freeze: shapes dst " + Shape(dst) + ", values " + Shape(values) + ", plan [" +

@@ -11,7 +11,7 @@ static Napi::Value UpdateApply(const Napi::CallbackInfo& info) {
   Tensor w, u, v;
   if (!GetTensor(env, info[0], "w", napi_float32_array, 2, 2, w) ||
       !GetTensor(env, info[1], "u", napi_float32_array, 2, 2, u) ||
-      !GetTensor(env, info[2], "v", napi_float32_array, 2, 2, v))
+      !GetTensor(env, info[2], "v", napi_float32_array, 2, 2, v) || !Bind(env, {&w, &u, &v}))
     return env.Undefined();
   const int64_t rows = w.dim(0), cols = w.dim(1), r = u.dim(1);
   if (!Require(env, u.dim(0) == rows && v.dim(0) == cols && v.dim(1) == r && r >= 1,
@@ -20,6 +20,7 @@ static Napi::Value UpdateApply(const Napi::CallbackInfo& info) {
   const int64_t nt = update_touched_rows(u.as<float>(), rows, r, nullptr);
   Napi::Int32Array touched = Napi::Int32Array::New(env, size_t(nt));
   Napi::Float32Array backup = Napi::Float32Array::New(env, size_t(nt * cols));
+  if (env.IsExceptionPending()) return env.Undefined();  // allocation failed (RangeError)
   update_touched_rows(u.as<float>(), rows, r, touched.Data());
   Status s = update_apply(w.as<float>(), u.as<float>(), v.as<float>(), rows, cols, r, touched.Data(), nt, backup.Data());
   if (!s.ok()) return ThrowStatus(env, s);
@@ -35,9 +36,11 @@ static Napi::Value UpdateUndo(const Napi::CallbackInfo& info) {
   Tensor w, touched, backup;
   if (!GetTensor(env, info[0], "w", napi_float32_array, 2, 2, w) ||
       !GetArray(env, info[1], "rows", napi_int32_array, touched) ||
-      !GetArray(env, info[2], "data", napi_float32_array, backup))
+      !GetArray(env, info[2], "data", napi_float32_array, backup) || !Bind(env, {&w, &touched, &backup}))
     return env.Undefined();
-  if (!Require(env, backup.length == touched.length * w.dim(1), "updateUndo: backup size does not match rows × cols"))
+  int64_t expected = 0;
+  if (!Require(env, CheckedMul(touched.length, w.dim(1), expected) && backup.length == expected,
+               "updateUndo: backup size does not match rows × cols"))
     return env.Undefined();
   Status s = update_undo(w.as<float>(), w.dim(0), w.dim(1), touched.as<int32_t>(), touched.length, backup.as<float>());
   return s.ok() ? env.Undefined() : ThrowStatus(env, s);

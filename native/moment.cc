@@ -28,6 +28,7 @@ Status moment_accumulate(double* acc, const float* keys, int64_t rows, int64_t d
     return Status::Ok();
   }
 #ifdef ROME_HAVE_OPENBLAS
+  if (rows == 0 || d == 0) return Status::Ok();  // ssyrk rejects a zero leading dimension
   // float32 sums over at most kChunk rows (as ssyrk itself), float64 across chunks.
   constexpr int64_t kChunk = 4096;
   AlignedBuf<float> tmp = aligned_buf<float>(size_t(d) * size_t(d));  // (d, d) upper
@@ -48,6 +49,7 @@ Status moment_accumulate(double* acc, const float* keys, int64_t rows, int64_t d
 
 double bench_raw_ssyrk(const float* keys, int64_t rows, int64_t d) {
 #ifdef ROME_HAVE_OPENBLAS
+  if (rows == 0 || d == 0) return 0;
   AlignedBuf<float> c = aligned_buf<float>(size_t(d) * size_t(d));  // (d, d)
   const auto t0 = std::chrono::steady_clock::now();
   cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, int(d), int(rows), 1.0f, keys, int(d), 0.0f, c.get(), int(d));

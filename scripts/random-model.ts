@@ -1,11 +1,12 @@
-// Random-weight GPT-2 models built in memory, for benchmarks (forward, trace, edit) that need a
-// model of a given shape but not a checkpoint. Shapes come from the architecture description
-// (gpt2.weightShapes), so the weights always match what the segment compiler asks for. Values
+// Random-weight GPT-2 and Llama models built in memory, for benchmarks (forward, trace, edit) that
+// need a model of a given shape but not a checkpoint. Shapes come from the architecture description
+// (gpt2.weightShapes, llama.weightShapes), so the weights always match what the segment compiler asks for. Values
 // follow Hugging Face's GPT-2 initialisation: linear and embedding weights N(0, std²), the
 // residual output projections (attn.c_proj, mlp.c_proj) N(0, (std / √(2·nLayer))²), biases 0,
 // layer-norm gamma 1 and beta 0. The generator is seeded and fast (xorshift128+ with a
 // Box–Muller transform), so a GPT-2-small-sized model (124M values) fills in about a second.
 import { gpt2 } from "../lib/arch/gpt2.js";
+import { llama } from "../lib/arch/llama.js";
 import type { ArchDescription, Weights } from "../lib/arch/types.js";
 import type { ModelConfig } from "../lib/model/config.js";
 
@@ -15,6 +16,8 @@ export const GPT2_SMALL: ModelConfig = {
   nLayer: 12,
   nEmbd: 768,
   nHead: 12,
+  nKvHead: 12,
+  headDim: 64,
   nInner: 3072,
   vocabSize: 50257,
   nPositions: 1024,
@@ -105,6 +108,8 @@ export function randomGpt2(cfg: Partial<ModelConfig> = {}, seed = 0, opts: Rando
   const config: ModelConfig = { ...GPT2_SMALL, ...cfg, arch: "gpt2" };
   if (cfg.nEmbd !== undefined && cfg.nInner === undefined) config.nInner = 4 * config.nEmbd;
   if (config.nEmbd % config.nHead !== 0) throw new Error(`nEmbd ${config.nEmbd} is not divisible by nHead ${config.nHead}`);
+  config.nKvHead = config.nHead;
+  config.headDim = config.nEmbd / config.nHead;
   const std = opts.std ?? 0.02;
   const biasStd = opts.biasStd ?? 0;
   const projStd = std / Math.sqrt(2 * config.nLayer);
@@ -125,4 +130,45 @@ export function randomGpt2(cfg: Partial<ModelConfig> = {}, seed = 0, opts: Rando
     weights.set(name, { shape, data });
   }
   return { arch: gpt2, config, weights };
+}
+
+/** A TinyLlama-1.1B-shaped Llama: 22 layers, d 2048, 32 query heads over 4 key/value heads, SwiGLU 5632, 32000 tokens. */
+export const TINYLLAMA_1B: ModelConfig = {
+  arch: "llama",
+  nLayer: 22,
+  nEmbd: 2048,
+  nHead: 32,
+  nKvHead: 4,
+  headDim: 64,
+  nInner: 5632,
+  vocabSize: 32000,
+  nPositions: 2048,
+  layerNormEps: 1e-5,
+  activation: "silu",
+  tieWordEmbeddings: false,
+  eosTokenId: 2,
+  bosTokenId: 1,
+  rope: { theta: 10000, dims: 64, pairs: "half" },
+  biases: { qkv: false, attnOut: false, mlp: false },
+  gatedMlp: true,
+};
+
+/**
+ * A Llama with random weights: TinyLlama-1.1B's shape unless `cfg` overrides fields. Matrices and
+ * embeddings N(0, std²), o_proj and down_proj N(0, (std / √(2·nLayer))²), RMSNorm weights 1.
+ */
+export function randomLlama(cfg: Partial<ModelConfig> = {}, seed = 0, opts: RandomModelOptions = {}): RandomModel {
+  const config: ModelConfig = { ...TINYLLAMA_1B, ...cfg, arch: "llama" };
+  config.rope = { theta: config.rope!.theta, dims: config.headDim, pairs: "half" };
+  const std = opts.std ?? 0.02;
+  const projStd = std / Math.sqrt(2 * config.nLayer);
+  const rng = new FastRandom(seed);
+  const weights: Weights = new Map();
+  for (const [name, shape] of llama.weightShapes(config)) {
+    const data = new Float32Array(shape.reduce((a, d) => a * d, 1));
+    if (/norm\.weight$/.test(name)) data.fill(1);
+    else rng.fillNormal(data, /(o_proj|down_proj)\.weight$/.test(name) ? projStd : std);
+    weights.set(name, { shape, data });
+  }
+  return { arch: llama, config, weights };
 }

@@ -125,3 +125,9 @@ test("a shard index naming '..', '.', an absolute path or a directory is ERR_SHA
     t.is(loadError(dir).code, "ERR_SHARD_INDEX", JSON.stringify(shard));
   }
 });
+
+test("a config with zero layers, heads or vocabulary is ERR_CONFIG", (t) => {
+  for (const key of ["n_layer", "n_head", "vocab_size", "n_positions"]) {
+    t.is(loadError(variant(t, () => {}, { [key]: 0 })).code, "ERR_CONFIG", key);
+  }
+});

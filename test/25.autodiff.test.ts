@@ -12,7 +12,9 @@ import { buildGradient, DIFFERENTIABLE_OPS, inferValues } from "../lib/graph/aut
 import { attr, GraphBuilder, type AttrValue } from "../lib/graph/builder.js";
 import { RomeError } from "../lib/errors.js";
 import { gpt2 } from "../lib/arch/gpt2.js";
-import type { EmitContext, Weights } from "../lib/arch/types.js";
+import { llama } from "../lib/arch/llama.js";
+import type { ArchDescription, EmitContext, Weights } from "../lib/arch/types.js";
+import { applyRotary, cachedAttention, rmsNorm, rotaryTables, silu } from "../lib/graph/ops.js";
 import type { ModelConfig } from "../lib/model/config.js";
 
 type F = "float32" | "float64";
@@ -196,6 +198,26 @@ const CASES: Case[] = [
     inputs: [["a", [2, 3, 5], "any", ["B", "T", "K"]], ["w", [5, 4], "any", ["K", 4]], ["c", [1, 4], "any", ["C", 4]], ["d", [2, 3, 4], "any", ["B", "S", 4]]],
     body: (b, _e, x) => op(b, "Concat", [op(b, "Add", [op(b, "MatMul", [x.a!, x.w!]), x.c!]), x.d!], axis(1)),
   },
+  // The new architectures' building blocks, as the emitters of lib/graph/ops.ts compose them
+  // (float32: their constants are float32).
+  { title: "RMSNorm (rmsNorm)", f32: true, inputs: [["x", [2, 3, 6]], ["g", [6], "pos"]], body: (b, _e, x) => rmsNorm(b, x.x!, x.g!, 1e-5) },
+  { title: "SiLU gate · up (the SwiGLU key)", f32: true, inputs: [["g", [2, 7]], ["u", [2, 7]]], body: (b, _e, x) => op(b, "Mul", [silu(b, op(b, "Mul", [x.g!, cst(b, "float32", [], [2])])), x.u!]) },
+  ...(["half", "interleaved"] as const).map((pairs): Case => ({
+    title: `rotary, ${pairs} pairs, on 4 of 6 head dims at positions 3…5`, f32: true, inputs: [["x", [2, 2, 3, 6]]],
+    body: (b, _e, x) => {
+      const rope = { theta: 100, dims: 4, pairs };
+      return applyRotary(b, x.x!, rotaryTables(b, b.constInt64([3, 4, 5, 3, 4, 5], [2, 3]), rope), rope, 6);
+    },
+  })),
+  {
+    title: "grouped-query attention: 4 query heads over 2 key/value heads, with past", f32: true,
+    inputs: [["q", [1, 4, 2, 3]], ["k", [1, 2, 2, 3]], ["v", [1, 2, 2, 3]], ["pk", [1, 2, 1, 3]], ["pv", [1, 2, 1, 3]]],
+    body: (b, _e, x) => {
+      const bias = b.constFloat([0, 0, -1e9, 0, 0, 0], [1, 1, 2, 3]);
+      const att = cachedAttention(b, x.q!, x.k!, x.v!, x.pk!, x.pv!, bias, 3, 12, { nHead: 4, nKvHead: 2 });
+      return op(b, "Concat", [att.context, op(b, "Reshape", [att.presentKey, ints(b, [1, 2, -1])]), op(b, "Reshape", [att.presentValue, ints(b, [1, 2, -1])])], axis(-1));
+    },
+  },
   {
     title: "fan-out and a constant branch", inputs: [["x", [3, 4]], ["w", [4]]], wrt: ["x"],
     body: (b, _e, x) => op(b, "Add", [op(b, "Mul", [x.x!, op(b, "Tanh", [x.x!])]), op(b, "Mul", [x.x!, op(b, "Exp", [x.w!])])]),
@@ -269,23 +291,30 @@ test("unsupported ops, non-inputs and non-float inputs are refused with ERR_ARGU
   t.is(code(() => buildGradient(b, { loss: "missing", wrt: ["x"] })), "ERR_ARGUMENT");
 });
 
-// ---- end to end: δ added to one MLP output of a random 2-layer GPT-2, NLL of target tokens ----
+// ---- end to end: δ added to one MLP output of a random 2-layer model, NLL of target tokens ----
 
-test("GPT-2 (2 layers, random weights): d NLL / d delta matches central differences", async (t) => {
-  const cfg: ModelConfig = {
-    arch: "gpt2", nLayer: 2, nEmbd: 16, nHead: 2, nInner: 64, vocabSize: 50, nPositions: 16, layerNormEps: 1e-5,
+const E2E: [title: string, arch: ArchDescription, cfg: ModelConfig][] = [
+  ["GPT-2", gpt2, {
+    arch: "gpt2", nLayer: 2, nEmbd: 16, nHead: 2, nKvHead: 2, headDim: 8, nInner: 64, vocabSize: 50, nPositions: 16, layerNormEps: 1e-5,
     activation: "gelu_new", tieWordEmbeddings: true, eosTokenId: 0, bosTokenId: 0,
-  };
+  }],
+  ["Llama (grouped-query 4:2, rotary, SwiGLU, RMSNorm, untied head)", llama, {
+    arch: "llama", nLayer: 2, nEmbd: 16, nHead: 4, nKvHead: 2, headDim: 4, nInner: 24, vocabSize: 50, nPositions: 16, layerNormEps: 1e-5,
+    activation: "silu", tieWordEmbeddings: false, eosTokenId: 0, bosTokenId: 0, gatedMlp: true,
+    rope: { theta: 10000, dims: 4, pairs: "half" }, biases: { qkv: true, attnOut: false, mlp: false },
+  }],
+];
+
+for (const [title, arch, cfg] of E2E) test(`${title} (2 layers, random weights): d NLL / d delta matches central differences`, async (t) => {
   const r = rng(42);
   const normal = () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
   const weights: Weights = new Map();
-  for (const [name, shape] of gpt2.weightShapes(cfg)) {
-    const isLnW = /ln_\w+\.weight$/.test(name);
-    const scale = /^w[tp]e/.test(name) ? 0.5 : 0.2;
+  for (const [name, shape] of arch.weightShapes(cfg)) {
+    const isLnW = /(ln_\w+|norm)\.weight$/.test(name);
+    const scale = /^w[tp]e|embed_tokens/.test(name) ? 0.5 : 0.2;
     weights.set(name, { shape, data: Float32Array.from({ length: size(shape) }, () => (isLnW ? 1 : 0) + scale * normal()) });
   }
-  const [B, T, D, H] = [2, 6, cfg.nEmbd, cfg.nHead];
-  const Dh = D / H;
+  const [B, T, D, H, Dh] = [2, 6, cfg.nEmbd, cfg.nKvHead, cfg.headDim];
   const b = new GraphBuilder("gpt2_vstar");
   const added = new Set<string>();
   const ctx: EmitContext = {
@@ -307,18 +336,18 @@ test("GPT-2 (2 layers, random weights): d NLL / d delta matches central differen
   const bias = b.constFloat(causal, [B, 1, T, T]);
   // δ at the subject's last token: position 2 of row 0, position 3 of row 1
   const mask = b.constFloat(Array.from({ length: B * T }, (_, i) => (i === 2 || i === T + 3 ? 1 : 0)), [B, T, 1]);
-  const emb = gpt2.emitEmbed(ctx, { ids, positions });
+  const emb = arch.emitEmbed(ctx, { ids, positions });
   let resid = b.op("Add", [emb.tokEmbed, emb.posEmbed]);
   for (let l = 0; l < cfg.nLayer; l++) {
-    const att = gpt2.emitAttention(ctx, l, { resid, pastKey, pastValue, bias, positions });
+    const att = arch.emitAttention(ctx, l, { resid, pastKey, pastValue, bias, positions });
     const mid = b.op("Add", [resid, att.attnOut]);
-    let mlpOut = gpt2.emitMlp(ctx, l, mid).mlpOut;
+    let mlpOut = arch.emitMlp(ctx, l, { residMid: mid, resid }).mlpOut;
     if (l === 0) mlpOut = b.op("Add", [mlpOut, b.op("Mul", [mask, delta])]);
     resid = b.op("Add", [mid, mlpOut]);
   }
   // NLL of target tokens predicted at (row, position) pairs
   const select = b.constInt64([0, 2, 0, 3, 1, 4, 1, 5], [4, 2]);
-  const logits = gpt2.emitHead(ctx, b.op("GatherND", [resid, select]));
+  const logits = arch.emitHead(ctx, b.op("GatherND", [resid, select]));
   const targets = b.constInt64([7, 11, 3, 42], [4, 1]);
   const picked = b.op("GatherElements", [b.op("LogSoftmax", [logits], axis(-1)), targets], axis(1));
   b.output("loss", b.op("Neg", [b.op("ReduceMean", [picked], { keepdims: attr.int(0) })]), "float32", []);
@@ -354,7 +383,7 @@ test("GPT-2 (2 layers, random weights): d NLL / d delta matches central differen
     num = Math.max(num, Math.abs(g[i]! - fd));
     den = Math.max(den, Math.abs(fd));
   }
-  const line = `GPT-2 2-layer d loss/d delta: float32, max rel err ${(num / den).toExponential(2)} (tol ${rel}), |grad|max ${den.toFixed(4)}, ${grad.nodes.length} nodes`;
+  const line = `${title} 2-layer d loss/d delta: float32, max rel err ${(num / den).toExponential(2)} (tol ${rel}), |grad|max ${den.toFixed(4)}, ${grad.nodes.length} nodes`;
   t.log(line);
   t.true(den > 1e-2, "the gradient should not vanish");
   t.true(num / den <= rel, line);

@@ -45,6 +45,8 @@ export const gpt2: ArchDescription = {
       nLayer: configInt(raw, path, "n_layer"),
       nEmbd,
       nHead,
+      nKvHead: nHead,
+      headDim: nEmbd / nHead,
       nInner: raw.n_inner == null ? 4 * nEmbd : configInt(raw, path, "n_inner"),
       vocabSize: configInt(raw, path, "vocab_size"),
       nPositions: configInt(raw, path, "n_positions", "n_ctx"),
@@ -97,7 +99,7 @@ export const gpt2: ArchDescription = {
     return { attnOut, presentKey: att.presentKey, presentValue: att.presentValue };
   },
 
-  emitMlp({ b, cfg, w }, layer, residMid) {
+  emitMlp({ b, cfg, w }, layer, { residMid }) {
     const h = `h.${layer}.`;
     const x = layerNorm(b, residMid, w(h + "ln_2.weight"), w(h + "ln_2.bias"), cfg.layerNormEps);
     const mlpKey = activation(b, affine(b, x, w(h + "mlp.c_fc.weight"), w(h + "mlp.c_fc.bias")), cfg.activation);

@@ -2,9 +2,12 @@
 // here; nothing else in rome-node changes.
 import { RomeError } from "../errors.js";
 import { gpt2 } from "./gpt2.js";
+import { gptNeox } from "./gpt-neox.js";
+import { gptj } from "./gptj.js";
+import { llama, qwen2 } from "./llama.js";
 import type { ArchDescription } from "./types.js";
 
-export const ARCHITECTURES: readonly ArchDescription[] = [gpt2];
+export const ARCHITECTURES: readonly ArchDescription[] = [gpt2, gptj, gptNeox, llama, qwen2];
 
 export function findArchitecture(raw: Record<string, unknown>, path: string): ArchDescription {
   const arch = ARCHITECTURES.find((a) => a.matches(raw));

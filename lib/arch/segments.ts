@@ -2,7 +2,7 @@
 // state — after the embeddings, after each attention half-block, after each MLP half-block — and a
 // head evaluated at selected positions only. The I/O names below are the contract with the engine;
 // the bodies come from the architecture description.
-import type { ArchDescription, EmitContext, Weights } from "./types.js";
+import type { ArchDescription, EmitContext, MlpIO, Weights } from "./types.js";
 import type { ModelConfig } from "../model/config.js";
 import { RomeError } from "../errors.js";
 import { attr, GraphBuilder } from "../graph/builder.js";
@@ -13,14 +13,14 @@ export const IO = {
   positions: "positions",         // (B, T) int64
   tokEmbed: "tok_embed",          // (B, T, D)
   posEmbed: "pos_embed",          // (B, T, D)
-  resid: "resid",                 // (B, T, D) residual stream entering a segment
-  pastKey: "past_key",            // (B, H, P, Dh)
-  pastValue: "past_value",        // (B, H, P, Dh)
+  resid: "resid",                 // (B, T, D) residual stream entering a segment (the MLP segment's: the block's input, for parallel blocks)
+  pastKey: "past_key",            // (B, Hkv, P, Dh) (Hkv = nKvHead key/value heads)
+  pastValue: "past_value",        // (B, Hkv, P, Dh)
   attnBias: "attn_bias",          // (B, 1, T, S) additive mask
   residMid: "resid_mid",          // (B, T, D) after the attention half-block
   attnOut: "attn_out",            // (B, T, D)
-  presentKey: "present_key",      // (B, H, S, Dh)
-  presentValue: "present_value",  // (B, H, S, Dh)
+  presentKey: "present_key",      // (B, Hkv, S, Dh)
+  presentValue: "present_value",  // (B, Hkv, S, Dh)
   residPost: "resid_post",        // (B, T, D) block output
   mlpOut: "mlp_out",              // (B, T, D)
   mlpKey: "mlp_key",              // (B, T, F) input of the MLP output projection
@@ -75,8 +75,8 @@ export function compileAttention(arch: ArchDescription, cfg: ModelConfig, weight
   const ctx = emitContext(`attn${layer}`, cfg, weights);
   const { b } = ctx;
   const D = cfg.nEmbd;
-  const H = cfg.nHead;
-  const Dh = D / H;
+  const H = cfg.nKvHead;
+  const Dh = cfg.headDim;
   const resid = b.input(IO.resid, "float32", ["B", "T", D]);
   const pastKey = b.input(IO.pastKey, "float32", ["B", H, "P", Dh]);
   const pastValue = b.input(IO.pastValue, "float32", ["B", H, "P", Dh]);
@@ -102,7 +102,15 @@ export function compileMlp(arch: ArchDescription, cfg: ModelConfig, weights: Wei
   const { b } = ctx;
   const D = cfg.nEmbd;
   const residMid = b.input(IO.residMid, "float32", ["B", "T", D]);
-  const out = emitEditedMlp(arch, ctx, layer, residMid, IO.editU, IO.editV);
+  let resid: string | undefined;
+  const io = {
+    residMid,
+    get resid() {
+      resid ??= b.input(IO.resid, "float32", ["B", "T", D]);
+      return resid;
+    },
+  };
+  const out = emitEditedMlp(arch, ctx, layer, io, IO.editU, IO.editV);
   b.output(IO.residPost, b.op("Add", [residMid, out.mlpOut]), "float32", ["B", "T", D]);
   b.output(IO.mlpOut, out.mlpOut, "float32", ["B", "T", D]);
   b.output(IO.mlpKey, out.mlpKey, "float32", ["B", "T", cfg.nInner]);
@@ -114,9 +122,9 @@ export function compileMlp(arch: ArchDescription, cfg: ModelConfig, weights: Wei
  * V (R, D) named `uName`, `vName`. Edits are low-rank factors beside the base weight, so applying,
  * undoing or switching edit sets never touches (or copies) the weights nor recompiles a segment.
  */
-export function emitEditedMlp(arch: ArchDescription, ctx: EmitContext, layer: number, residMid: string, uName: string, vName: string) {
+export function emitEditedMlp(arch: ArchDescription, ctx: EmitContext, layer: number, io: MlpIO, uName: string, vName: string) {
   const { b, cfg } = ctx;
-  const out = arch.emitMlp(ctx, layer, residMid);
+  const out = arch.emitMlp(ctx, layer, io);
   const u = b.input(uName, "float32", [cfg.nInner, "R"]);
   const v = b.input(vName, "float32", ["R", cfg.nEmbd]);
   return { mlpKey: out.mlpKey, mlpOut: b.op("Add", [out.mlpOut, b.op("MatMul", [b.op("MatMul", [out.mlpKey, u]), v])]) };

@@ -24,15 +24,21 @@ export interface EmbedOut {
 }
 export interface AttnIO {
   resid: string;      // (B, T, D) residual stream entering the block
-  pastKey: string;    // (B, H, P, Dh)
-  pastValue: string;  // (B, H, P, Dh)
+  pastKey: string;    // (B, Hkv, P, Dh) Hkv key/value heads (nKvHead)
+  pastValue: string;  // (B, Hkv, P, Dh)
   bias: string;       // (B, 1, T, S) additive attention mask
   positions: string;  // (B, T) int64 absolute positions (for rotary models)
 }
 export interface AttnOut {
   attnOut: string;    // (B, T, D) attention output (what is added to the residual stream)
-  presentKey: string; // (B, H, S, Dh)
+  presentKey: string; // (B, Hkv, S, Dh)
   presentValue: string;
+}
+export interface MlpIO {
+  residMid: string;   // (B, T, D) residual stream after the attention half-block
+  /** (B, T, D) the block's input (before attention): what a parallel block's MLP reads. Reading it
+   * makes the MLP segment take it as an input. */
+  resid: string;
 }
 export interface MlpOut {
   mlpKey: string;     // (B, T, F) input of the MLP output projection: the key ROME edits against
@@ -73,8 +79,8 @@ export interface ArchDescription {
   /** Residual stream entering layer 0 is tokEmbed + posEmbed (the engine adds them, after the tokEmbed hook). */
   emitEmbed(ctx: EmitContext, io: EmbedIO): EmbedOut;
   emitAttention(ctx: EmitContext, layer: number, io: AttnIO): AttnOut;
-  /** residMid (B, T, D): the residual stream after the attention half-block. */
-  emitMlp(ctx: EmitContext, layer: number, residMid: string): MlpOut;
+  /** The MLP half-block: its output is added to residMid (sequential and parallel blocks alike). */
+  emitMlp(ctx: EmitContext, layer: number, io: MlpIO): MlpOut;
   /** resid (N, D) → logits (N, V). */
   emitHead(ctx: EmitContext, resid: string): string;
   editTarget(layer: number): EditTarget;

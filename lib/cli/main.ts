@@ -11,24 +11,38 @@ import { traceDataset } from "../trace/dataset.js";
 import { TRACE_KINDS, type TraceKind } from "../trace/grid.js";
 import { heatmapSvg, svgToPng } from "../trace/heatmap.js";
 import { traceKinds, type TraceStrategy } from "../trace/trace.js";
-import { exportCheckpoint, exportEdits } from "../edit/export.js";
+import { checkCheckpointTarget, exportCheckpoint, exportEdits } from "../edit/export.js";
 import { rome } from "../edit/rome.js";
 import { computeStats } from "../edit/stats.js";
 import { defaultHparams } from "../edit/hparams.js";
+import { fillTemplate } from "../edit/templates.js";
+import { readKnownFacts } from "../trace/known.js";
 import { Progress } from "./progress.js";
+import { checkInputFile, checkOutputDir, checkOutputFile, checkParentDir, checkPromptTemplate, checkText } from "./validate.js";
 
 const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const DEFAULT_MODEL = join(PACKAGE_ROOT, "models", "tinyfacts");
 
-const int = (v: string) => {
+/** An integer flag value in [min, max]. */
+const intIn = (min: number, max = Number.MAX_SAFE_INTEGER) => (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n)) throw new InvalidArgumentError(`expected an integer, got ${v}`);
+  if (v.trim() === "" || !Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got ${v}`);
   return n;
 };
+const int = intIn(0);
+const positive = intIn(1);
 const num = (v: string) => {
   const n = Number(v);
-  if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got ${v}`);
+  if (v.trim() === "" || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a positive number, got ${v}`);
   return n;
+};
+const strategy = (v: string) => {
+  if (v !== "minimal" && v !== "naive" && v !== "attribution" && v !== "refine") throw new InvalidArgumentError(`expected minimal, naive, attribution or refine, got ${v}`);
+  return v;
+};
+const form = (v: string) => {
+  if (v !== "r-rome" && v !== "reference") throw new InvalidArgumentError(`expected r-rome or reference, got ${v}`);
+  return v;
 };
 const kinds = (v: string): TraceKind[] => {
   const ks = v === "all" ? [...TRACE_KINDS] : v.split(",");
@@ -48,13 +62,14 @@ async function withModel<T>(opts: { model: string; threads: number }, fn: (m: Mo
 const program = new Command("rome-node")
   .description("Locate and edit factual associations in GPT-style language models")
   .option("-m, --model <dir>", "Hugging Face model directory", DEFAULT_MODEL)
-  .option("-t, --threads <n>", "onnxruntime threads", int, 1);
+  .option("-t, --threads <n>", "onnxruntime threads", intIn(1, 1024), 1);
 
 program.command("predict")
   .description("top-k next tokens after each prompt")
   .argument("<prompts...>")
-  .option("-k, --top-k <k>", "tokens to show", int, 5)
+  .option("-k, --top-k <k>", "tokens to show", positive, 5)
   .action(async (prompts: string[], o: { topK: number }) => {
+    prompts.forEach((p, i) => checkText(`prompt ${i + 1}`, p));
     await withModel(program.opts(), async (m) => {
       const preds = await m.predict(prompts, { topK: o.topK });
       prompts.forEach((p, i) => {
@@ -67,8 +82,8 @@ program.command("predict")
 program.command("generate")
   .description("continue a prompt (greedy, or top-k sampling with a seed)")
   .argument("<prompt>")
-  .option("-n, --max-tokens <n>", "tokens to generate", int, 20)
-  .option("-k, --top-k <k>", "1 = greedy", int, 1)
+  .option("-n, --max-tokens <n>", "tokens to generate", positive, 20)
+  .option("-k, --top-k <k>", "1 = greedy", positive, 1)
   .option("-s, --seed <seed>", "sampling seed", int, 0)
   .action(async (prompt: string, o: { maxTokens: number; topK: number; seed: number }) => {
     await withModel(program.opts(), async (m) => console.log(prompt + (await m.generate(prompt, o))));
@@ -79,13 +94,17 @@ program.command("trace")
   .requiredOption("-p, --prompt <text>")
   .requiredOption("-s, --subject <text>")
   .option("--kind <kinds>", "resid, mlp, attn, comma-separated, or all", kinds, ["resid"] as TraceKind[])
-  .option("--samples <n>", "noise samples", int, 10)
+  .option("--samples <n>", "noise samples", intIn(1, 1024), 10)
   .option("--noise <level>", "Gaussian noise level (default: 3 × std of the subject's embeddings)", num)
-  .option("--window <n>", "layers restored together for mlp/attn", int, 10)
-  .option("--strategy <s>", "minimal, naive, attribution (first-order estimates) or refine (estimates, exact top k)", "minimal")
-  .option("--top-k <n>", "cells per kind that --strategy refine computes exactly", int, 10)
+  .option("--window <n>", "layers restored together for mlp/attn", positive, 10)
+  .option("--strategy <s>", "minimal, naive, attribution (first-order estimates) or refine (estimates, exact top k)", strategy, "minimal")
+  .option("--top-k <n>", "cells per kind that --strategy refine computes exactly", positive, 10)
   .option("-o, --out <file>", "output: name.svg, name.png or name.json (one file per kind: name-<kind>.ext)")
   .action(async (o: { prompt: string; subject: string; kind: TraceKind[]; samples: number; noise?: number; window: number; strategy: TraceStrategy; topK: number; out?: string }) => {
+    checkText("-p/--prompt", o.prompt);
+    checkText("-s/--subject", o.subject);
+    if (!o.prompt.includes(o.subject)) throw new RomeError("ERR_SUBJECT_NOT_FOUND", `the subject ${JSON.stringify(o.subject)} does not occur in the prompt ${JSON.stringify(o.prompt)}`);
+    if (o.out) checkOutputFile("-o/--out", o.out, [".svg", ".png", ".json"]);
     await withModel(program.opts(), async (m) => {
       const res = await traceKinds(m, { prompt: o.prompt, subject: o.subject, samples: o.samples, noise: o.noise, window: o.window, strategy: o.strategy, topK: o.topK }, o.kind);
       for (const k of o.kind) {
@@ -109,17 +128,21 @@ program.command("trace-dataset")
   .requiredOption("-d, --dataset <file>", "known_1000.json-style file")
   .requiredOption("-o, --out <file>", "results, one JSON line per fact; an existing file is resumed")
   .option("--kinds <kinds>", "resid, mlp, attn, comma-separated, or all", kinds, [...TRACE_KINDS] as TraceKind[])
-  .option("--limit <n>", "first n facts only", int)
-  .option("--samples <n>", "noise samples", int, 10)
+  .option("--limit <n>", "first n facts only", positive)
+  .option("--samples <n>", "noise samples", intIn(1, 1024), 10)
   .option("--noise <level>", "Gaussian noise level (default: s3 over the dataset's subjects)", num)
-  .option("--window <n>", "layers restored together for mlp/attn", int, 10)
+  .option("--window <n>", "layers restored together for mlp/attn", positive, 10)
   .option("--heatmaps <dir>", "write per-fact heatmaps here")
   .option("--plots <dir>", "write averaged plots here")
   .action(async (o: { dataset: string; out: string; kinds: TraceKind[]; limit?: number; samples: number; noise?: number; window: number; heatmaps?: string; plots?: string }) => {
+    checkParentDir("-o/--out", o.out);
+    if (o.heatmaps) checkOutputDir("--heatmaps", o.heatmaps);
+    if (o.plots) checkOutputDir("--plots", o.plots);
+    const facts = readKnownFacts(o.dataset); // a malformed dataset fails here, before the model loads
     await withModel(program.opts(), async (m) => {
       let bar: Progress | undefined;
       const res = await traceDataset(m, {
-        ...o,
+        ...o, dataset: facts,
         onProgress: (done, total, fact) => (bar ??= new Progress("tracing", total)).update(done, fact.subject),
       });
       console.log(`traced ${res.traced} facts (${res.resumed} resumed) → ${res.out}; noise level ${res.noiseLevel.toFixed(4)}`);
@@ -141,14 +164,21 @@ program.command("edit")
   .requiredOption("-n, --target-new <text>", "the new object")
   .requiredOption("-c, --corpus <file>", "text corpus for the key statistics (cached in .rome-cache/)")
   .option("--layer <n>", "edited layer (default: the model family's)", int)
-  .option("--form <form>", "r-rome or reference", "r-rome")
-  .option("--steps <n>", "value optimisation steps (default: the model family's)", int)
+  .option("--form <form>", "r-rome or reference", form, "r-rome")
+  .option("--steps <n>", "value optimisation steps (default: the model family's)", positive)
   .option("--export-edits <file>", "write the edit factors (safetensors)")
   .option("--export-checkpoint <dir>", "write a checkpoint with the edit merged")
   .action(async (o: { prompt: string; subject: string; targetNew: string; corpus: string; layer?: number; form: "r-rome" | "reference"; steps?: number; exportEdits?: string; exportCheckpoint?: string }) => {
+    checkPromptTemplate("-p/--prompt", o.prompt);
+    checkText("-s/--subject", o.subject);
+    checkText("-n/--target-new", o.targetNew);
+    checkInputFile("-c/--corpus", o.corpus);
+    if (o.exportEdits) checkOutputFile("--export-edits", o.exportEdits, [".safetensors"]);
+    if (o.exportCheckpoint) checkCheckpointTarget(o.exportCheckpoint);
     await withModel(program.opts(), async (m) => {
+      if (o.layer !== undefined && o.layer >= m.config.nLayer) throw new RomeError("ERR_ARGUMENT", `--layer ${o.layer}: the model has layers 0 to ${m.config.nLayer - 1}`);
       const layer = o.layer ?? defaultHparams(m.config).layer;
-      const text = o.prompt.replace("{}", o.subject);
+      const text = fillTemplate(o.prompt, o.subject);
       const show = async (label: string) => {
         const [p] = await m.predict([text], { topK: 3 });
         console.log(`${label}: ${text} → ${p!.map((x) => `${JSON.stringify(x.token)} ${(100 * x.prob).toFixed(1)}%`).join(", ")}`);

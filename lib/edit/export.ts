@@ -1,11 +1,12 @@
 // Exports of edits: the edit factors alone (a small safetensors file that applies to the base model
 // later), or a whole checkpoint with the enabled edits merged into the weights, in the layout of the
 // input (same tensor names, config and tokenizer files), ready for Model.load or other tools.
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { RomeError } from "../errors.js";
-import { writeFileAtomic } from "../io/atomic.js";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { checkOptionNames, RomeError } from "../errors.js";
+import { writeDirAtomic, writeFileAtomic } from "../io/atomic.js";
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from "../model/safetensors.js";
+import { checkFinite } from "../model/validate.js";
 import { applyUpdate } from "../native.js";
 import type { Edit } from "../runtime/edits.js";
 import type { Model } from "../runtime/model.js";
@@ -27,16 +28,46 @@ export function exportEdits(model: Model, path: string, ids?: readonly string[])
   });
 }
 
-/** Reads an edits file. With `model`, checks that the edits were made for it (unless `force`). */
+/**
+ * Reads an edits file. With `model`, checks that the edits were made for it (unless `force`) and
+ * that their layers and sizes fit it. A file that is not an edits file, or whose metadata or factors
+ * are malformed, is ERR_EDITS_FILE.
+ */
 export function loadEdits(path: string, model?: Model, options: { force?: boolean } = {}): Edit[] {
+  checkOptionNames("loadEdits", options, ["force"]);
   const f = SafetensorsFile.open(path);
   try {
-    if (f.metadata.format !== FORMAT) throw new RomeError("ERR_ARGUMENT", `${path} is not a rome-node edits file (format ${JSON.stringify(f.metadata.format)})`);
+    if (f.metadata.format !== FORMAT) throw new RomeError("ERR_EDITS_FILE", `${path} is not a rome-node edits file (format ${JSON.stringify(f.metadata.format)})`);
     if (model && !options.force && f.metadata.model !== model.fingerprint) {
       throw new RomeError("ERR_ARGUMENT", `${path} holds edits made for model ${f.metadata.model}, not this model (${model.fingerprint}); pass { force: true } to apply them anyway`);
     }
-    const list = JSON.parse(f.metadata.edits ?? "[]") as { id: string; layer: number; info: Record<string, unknown> }[];
-    return list.map((e, i) => ({ id: e.id, layer: e.layer, info: e.info, u: f.readFloat32(`${i}.u`), v: f.readFloat32(`${i}.v`) }));
+    const bad = (what: string) => new RomeError("ERR_EDITS_FILE", `${path}: ${what}; the file is corrupt or was not written by exportEdits`);
+    let list: unknown;
+    try {
+      list = JSON.parse(f.metadata.edits ?? "[]");
+    } catch (e) {
+      throw bad(`its 'edits' metadata is not JSON (${(e as Error).message})`);
+    }
+    if (!Array.isArray(list)) throw bad("its 'edits' metadata is not an array");
+    return list.map((raw: unknown, i) => {
+      const e = raw as { id?: unknown; layer?: unknown; info?: unknown } | null;
+      if (typeof e !== "object" || e === null) throw bad(`edit ${i} is not an object`);
+      if (typeof e.id !== "string" || e.id === "") throw bad(`edit ${i} has no string id`);
+      if (typeof e.layer !== "number" || !Number.isInteger(e.layer) || e.layer < 0 || (model && e.layer >= model.config.nLayer)) {
+        throw bad(`edit ${i} has layer ${JSON.stringify(e.layer)}` + (model ? `, not one of this model's ${model.config.nLayer} layers` : ""));
+      }
+      if (e.info !== undefined && (typeof e.info !== "object" || e.info === null || Array.isArray(e.info))) throw bad(`edit ${i} has an info that is not an object`);
+      const factor = (name: string, size: number | undefined): Float32Array => {
+        const t = f.entries.get(name);
+        if (!t || t.shape.length !== 1 || (size !== undefined && t.shape[0] !== size)) {
+          throw bad(`tensor '${name}' is missing or has shape [${t?.shape ?? ""}]` + (size !== undefined ? `, expected [${size}]` : ""));
+        }
+        const data = f.readFloat32(name);
+        checkFinite(path, name, data);
+        return data;
+      };
+      return { id: e.id, layer: e.layer, info: e.info as Record<string, unknown> | undefined, u: factor(`${i}.u`, model?.config.nInner), v: factor(`${i}.v`, model?.config.nEmbd) };
+    });
   } finally {
     f.close();
   }
@@ -48,9 +79,10 @@ export function loadEdits(path: string, model?: Model, options: { force?: boolea
  * files. The loaded model itself is not changed.
  */
 export function exportCheckpoint(model: Model, dir: string, ids?: readonly string[]): void {
-  if (!model.sourceDir) throw new RomeError("ERR_ARGUMENT", "exportCheckpoint needs a model loaded from a directory (its config and tokenizer files are copied)");
+  const sourceDir = model.sourceDir;
+  if (!sourceDir) throw new RomeError("ERR_ARGUMENT", "exportCheckpoint needs a model loaded from a directory (its config and tokenizer files are copied)");
   const edits = selected(model, ids);
-  mkdirSync(dir, { recursive: true });
+  checkCheckpointTarget(dir);
   const merged = new Map<string, Float32Array>();
   for (const e of edits) {
     const target = model.arch.editTarget(e.layer);
@@ -66,14 +98,43 @@ export function exportCheckpoint(model: Model, dir: string, ids?: readonly strin
   for (const [name, w] of model.weights) {
     tensors[model.storedNames.get(name) ?? name] = { dtype: "F32", shape: w.shape, data: merged.get(name) ?? w.data };
   }
-  writeSafetensors(join(dir, "model.safetensors"), tensors, {
-    format: "pt",
-    rome_node_base: model.fingerprint,
-    rome_node_edits: JSON.stringify(edits.map((e) => ({ id: e.id, layer: e.layer, info: e.info ?? {} }))),
-  });
-  for (const file of ["config.json", "tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"]) {
-    const src = join(model.sourceDir, file);
-    if (existsSync(src)) writeFileAtomic(join(dir, file), readFileSync(src));
+  // The directory appears whole or not at all; only an empty directory or an earlier export is replaced.
+  writeDirAtomic(dir, (tmp) => {
+    writeSafetensors(join(tmp, "model.safetensors"), tensors, {
+      format: "pt",
+      [EXPORT_MARK]: model.fingerprint,
+      rome_node_edits: JSON.stringify(edits.map((e) => ({ id: e.id, layer: e.layer, info: e.info ?? {} }))),
+    });
+    for (const file of ["config.json", "tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"]) {
+      const src = join(sourceDir, file);
+      if (existsSync(src)) writeFileAtomic(join(tmp, file), readFileSync(src));
+    }
+  }, isEarlierExport);
+}
+
+const EXPORT_MARK = "rome_node_base";
+
+/**
+ * Throws ERR_IO unless exportCheckpoint can write `dir`: its parent folder exists and `dir` is
+ * absent, empty or an earlier export. Callers run it before long work.
+ */
+export function checkCheckpointTarget(dir: string): void {
+  const parent = dirname(resolve(dir));
+  if (!existsSync(parent)) throw new RomeError("ERR_IO", `Could not write ${dir}: its parent directory ${parent} does not exist`);
+  if (existsSync(dir) && (!statSync(dir).isDirectory() || !isEarlierExport(dir))) {
+    throw new RomeError("ERR_IO", `${dir} exists and is not an earlier export; remove it or choose another directory (nothing was written)`);
+  }
+}
+
+/** True for an empty directory or one exportCheckpoint wrote (its weights carry the export mark). */
+function isEarlierExport(dir: string): boolean {
+  if (readdirSync(dir).length === 0) return true;
+  try {
+    const f = SafetensorsFile.open(join(dir, "model.safetensors"));
+    f.close();
+    return typeof f.metadata[EXPORT_MARK] === "string";
+  } catch {
+    return false;
   }
 }
 

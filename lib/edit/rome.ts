@@ -2,15 +2,15 @@
 // k* from the subject's last token over context templates, v* by optimising the MLP output there,
 // u and v in closed form against the key statistics. Returns the edit; `model.edits.apply(edit)`
 // applies it (as factors beside the unchanged base weights).
-import { checkInt, checkOptionNames, RomeError } from "../errors.js";
+import { checkInt, checkNumber, checkOptionNames, RomeError } from "../errors.js";
 import type { Edit } from "../runtime/edits.js";
 import type { Model } from "../runtime/model.js";
-import { defaultHparams, type RomeHparams } from "./hparams.js";
+import { resolveHparams, type RomeHparams } from "./hparams.js";
 import { keysAt, meanRows } from "./keys.js";
 import { locateSubject } from "./lookup.js";
 import type { Stats } from "./stats.js";
-import { checkTemplates, contextTemplates } from "./templates.js";
-import { rankOneUpdate, solveStats, type GuardOptions, type UpdateForm } from "./update.js";
+import { checkTemplates, contextTemplates, fillTemplate } from "./templates.js";
+import { checkGuard, rankOneUpdate, solveStats, type GuardOptions, type UpdateForm } from "./update.js";
 import { computeValue, type ValueStep } from "./value.js";
 
 export interface RomeRequest {
@@ -38,8 +38,13 @@ export interface RomeOptions {
   /** λ added to the statistics' diagonal before solving. Default 0. */
   ridge?: number;
   guard?: GuardOptions;
+  /**
+   * Use statistics whose model fingerprint is not this model's (computed for another checkpoint).
+   * Default false: such statistics are refused with ERR_STATS_MISMATCH.
+   */
+  forceStats?: boolean;
 }
-const OPTIONS = ["stats", "layer", "form", "contextTemplates", "seed", "hparams", "ridge", "guard"] as const;
+const OPTIONS = ["stats", "layer", "form", "contextTemplates", "seed", "hparams", "ridge", "guard", "forceStats"] as const;
 
 export interface RomeEdit extends Edit {
   request: RomeRequest;
@@ -60,7 +65,11 @@ export async function rome(model: Model, request: RomeRequest, options: RomeOpti
   checkOptionNames("rome request", request, ["prompt", "subject", "targetNew", "targetTrue"]);
   const t0 = performance.now();
   const cfg = model.config;
-  const hp: RomeHparams = { ...defaultHparams(cfg), ...options.hparams };
+  // An explicit layer is a value the caller gives (a family without a file needs every value given).
+  const hp = resolveHparams(cfg, options.layer === undefined ? options.hparams : { ...options.hparams, layer: options.layer });
+  checkGuard(options.guard);
+  if (options.ridge !== undefined) checkNumber("ridge", options.ridge, 0, Number.MAX_VALUE);
+  if (options.seed !== undefined) checkInt("seed", options.seed, 0, 2 ** 32 - 1);
   const layer = checkInt("layer", options.layer ?? hp.layer, 0, cfg.nLayer - 1);
   const form = options.form ?? "r-rome";
   if (form !== "r-rome" && form !== "reference") throw new RomeError("ERR_ARGUMENT", `form must be "r-rome" or "reference", received ${JSON.stringify(form)}`);
@@ -72,6 +81,11 @@ export async function rome(model: Model, request: RomeRequest, options: RomeOpti
   if (options.stats && options.stats.layer !== layer && Number.isFinite(options.stats.layer)) {
     throw new RomeError("ERR_STATS", `the statistics are of layer ${options.stats.layer} but the edit is at layer ${layer}`);
   }
+  const foreign = options.stats?.modelFingerprint;
+  if (foreign && foreign !== model.fingerprint && options.forceStats !== true) {
+    throw new RomeError("ERR_STATS_MISMATCH", `the statistics were computed for another model (fingerprint ${foreign}, this model's is ${model.fingerprint}); ` +
+      "compute them for this model with computeStats, or pass { forceStats: true } to use them anyway");
+  }
   if (options.stats && options.stats.dim !== cfg.nInner) throw new RomeError("ERR_STATS", `the statistics are ${options.stats.dim}-dimensional; this model's MLP keys have ${cfg.nInner}`);
   const tok = model.tokenizer;
 
@@ -80,7 +94,7 @@ export async function rome(model: Model, request: RomeRequest, options: RomeOpti
   const t1 = performance.now();
 
   // Keys: k* over the templates, k0 of the bare prompt, and the MLP outputs there.
-  const keyPrompts = await Promise.all(templates.map((t) => locateSubject(tok, t.replace("{}", request.prompt), request.subject)));
+  const keyPrompts = await Promise.all(templates.map((t) => locateSubject(tok, fillTemplate(t, request.prompt), request.subject)));
   const bare = await locateSubject(tok, request.prompt, request.subject);
   for (const p of [...keyPrompts, bare]) model.checkLength(p.ids.length, "a templated prompt");
   const F = cfg.nInner;
@@ -97,11 +111,11 @@ export async function rome(model: Model, request: RomeRequest, options: RomeOpti
   const targetText = /^\s/.test(request.targetNew) ? request.targetNew : " " + request.targetNew;
   const target = (await tok.encode(targetText)).ids;
   const head = tok.decode(target.slice(0, -1));
-  const rewriting = await Promise.all(templates.map((t) => locateSubject(tok, t.replace("{}", request.prompt) + head, request.subject)));
+  const rewriting = await Promise.all(templates.map((t) => locateSubject(tok, fillTemplate(t, request.prompt) + head, request.subject)));
   for (const p of rewriting) model.checkLength(p.ids.length, "a rewriting prompt");
   const kl = await locateSubject(tok, "{} is a", request.subject);
   const value = await computeValue(model, layer, rewriting, kl, target, {
-    steps: checkInt("hparams.vNumGradSteps", hp.vNumGradSteps, 1, 100000), lr: hp.vLr, weightDecay: hp.vWeightDecay,
+    steps: hp.vNumGradSteps, lr: hp.vLr, weightDecay: hp.vWeightDecay,
     klFactor: hp.klFactor, clampNormFactor: hp.clampNormFactor,
   });
   const t3 = performance.now();

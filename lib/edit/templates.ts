@@ -1,7 +1,7 @@
 // Context templates for ROME's key and value: "{}" plus short prefixes sampled from the model
 // itself ("<generated text>. {}"), as the reference does, seeded so an edit is reproducible — or
 // given by the caller so two implementations can use the same ones.
-import { RomeError } from "../errors.js";
+import { checkInt, checkOptionNames, RomeError } from "../errors.js";
 import type { Model } from "../runtime/model.js";
 
 export interface TemplateOptions {
@@ -15,9 +15,10 @@ export interface TemplateOptions {
 
 /** ["{}", "<sample>. {}", ...]; samples start after <|endoftext|>, NFKD-normalised, braces removed. */
 export async function contextTemplates(model: Model, options: TemplateOptions = {}): Promise<string[]> {
+  checkOptionNames("contextTemplates", options, ["lengths", "topK", "seed"]);
   const lengths = options.lengths ?? [[5, 10], [10, 10]];
-  const topK = options.topK ?? 5;
-  const seed = options.seed ?? 0;
+  const topK = checkInt("topK", options.topK ?? 5, 1, model.config.vocabSize);
+  const seed = checkInt("seed", options.seed ?? 0, 0, 2 ** 32 - 1);
   const eos = model.config.eosTokenId;
   const out = ["{}"];
   let i = 0;
@@ -41,4 +42,14 @@ export function checkTemplates(templates: readonly string[]): string[] {
     }
   });
   return [...templates];
+}
+
+/**
+ * `template` with its first "{}" replaced by `text`, literally: never through String.replace, whose
+ * patterns (`$&`, `$'`, `$$`) would rewrite user text.
+ */
+export function fillTemplate(template: string, text: string): string {
+  const at = template.indexOf("{}");
+  if (at < 0) throw new RomeError("ERR_ARGUMENT", `the template ${JSON.stringify(template)} has no "{}"`);
+  return template.slice(0, at) + text + template.slice(at + 2);
 }

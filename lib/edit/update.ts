@@ -3,7 +3,7 @@
 // over templates in u, the bare prompt's k0 in the residual and denominator); the r-ROME form uses
 // k* throughout, which keeps sequential edits from collapsing. A guard refuses updates whose norm
 // or denominator is out of range, leaving the model untouched.
-import { RomeError } from "../errors.js";
+import { checkNumber, checkOptionNames, RomeError } from "../errors.js";
 import { choleskyFactor, choleskySolve, type CholeskyInfo } from "../native.js";
 import type { Stats } from "./stats.js";
 
@@ -14,6 +14,18 @@ export interface GuardOptions {
   maxNormRatio?: number;
   /** Smallest |k · u| / ‖k‖ accepted (the cosine between key and update direction). Default 1e-4. */
   minDenominator?: number;
+}
+
+/** Throws ERR_ARGUMENT for an unknown guard option or a bound out of range. */
+export function checkGuard(guard: GuardOptions | undefined): void {
+  if (guard === undefined) return;
+  if (typeof guard !== "object" || guard === null) throw new RomeError("ERR_ARGUMENT", "guard must be an object { maxNormRatio?, minDenominator? }");
+  checkOptionNames("guard", guard, ["maxNormRatio", "minDenominator"]);
+  const r = guard.maxNormRatio;
+  if (r !== undefined && (typeof r !== "number" || !(r > 0))) {
+    throw new RomeError("ERR_ARGUMENT", `guard.maxNormRatio must be a positive number (Infinity turns the norm check off), received ${String(r)}`);
+  }
+  if (guard.minDenominator !== undefined) checkNumber("guard.minDenominator", guard.minDenominator, 0, 1);
 }
 
 export interface UpdateInputs {

@@ -7,6 +7,7 @@ import ort from "onnxruntime-node";
 import { buildGradient } from "../graph/autodiff.js";
 import { attr } from "../graph/builder.js";
 import { emitContext, emitEditedMlp } from "../arch/segments.js";
+import type { EmitContext } from "../arch/types.js";
 import { RomeError } from "../errors.js";
 import type { Model } from "../runtime/model.js";
 import { ortThreading } from "../runtime/threading.js";
@@ -14,13 +15,14 @@ import { ortThreading } from "../runtime/threading.js";
 /**
  * Value names of the loss graph (B prompts, W window columns: those from the earliest subject-last
  * token on, P past columns before them, S = P + W, Nn target tokens, V vocabulary). The past
- * columns' keys and values at each layer above are inputs (past_key_l, past_value_l: (B, H, P, Dh)).
+ * columns' keys and values at each layer above are inputs (past_key_l, past_value_l: (B, Hkv, P, Dh)).
  */
 export const VG = {
   resid: "resid",             // (B, W, D) residual stream after the edited layer, without δ
   mask: "delta_mask",         // (B, W, 1) 1 at each prompt's subject-last token
   delta: "delta",             // (D)
   bias: "attn_bias",          // (B, 1, W, S)
+  positions: "positions",     // (B, W) int64 absolute positions of the window columns (rotary models only)
   selectNll: "select_nll",    // (Nn, 2) (row, position) whose logits predict a target token
   targets: "target_ids",      // (Nn, 1) int64
   weights: "nll_weights",     // (Nn) 1 / (target length · prompts)
@@ -53,29 +55,50 @@ export function valueSession(model: Model, layer: number): Promise<ValueSession>
   return s;
 }
 
-async function build(model: Model, layer: number): Promise<ValueSession> {
+/**
+ * The layers above `layer` (with their edit factors, inputs edit_u_l/edit_v_l, the past columns'
+ * keys and values, inputs past_key_l/past_value_l, and for rotary models the window's positions,
+ * input VG.positions) applied to the residual stream h (B, W, D); returns the residual stream
+ * after the last layer.
+ */
+export function emitLayersAbove(model: Model, ctx: EmitContext, layer: number, h: string, bias: string): string {
+  const { b } = ctx;
   const cfg = model.config;
-  const { b, ...rest } = emitContext(`value${layer}`, cfg, model.weights);
-  const ctx = { b, ...rest };
-  const D = cfg.nEmbd;
-  const H = cfg.nHead;
-  const Dh = D / H;
-  const resid = b.input(VG.resid, "float32", ["B", "W", D]);
-  const mask = b.input(VG.mask, "float32", ["B", "W", 1]);
-  const delta = b.input(VG.delta, "float32", [D]);
-  const bias = b.input(VG.bias, "float32", ["B", 1, "W", "S"]);
-  let h = b.op("Add", [resid, b.op("Mul", [mask, delta])]);
+  const H = cfg.nKvHead;
+  const Dh = cfg.headDim;
+  let positions: string | undefined;
   for (let l = layer + 1; l < cfg.nLayer; l++) {
     const pastKey = b.input(`past_key_${l}`, "float32", ["B", H, "P", Dh]);
     const pastValue = b.input(`past_value_${l}`, "float32", ["B", H, "P", Dh]);
     const a = model.arch.emitAttention(ctx, l, {
       resid: h, pastKey, pastValue, bias,
-      get positions(): string { throw new RomeError("ERR_UNSUPPORTED_ARCH", "rotary position inputs are not wired into the value graph yet"); },
+      get positions() {
+        positions ??= b.input(VG.positions, "int64", ["B", "W"]);
+        return positions;
+      },
     });
     const mid = b.op("Add", [h, a.attnOut]);
-    h = b.op("Add", [mid, emitEditedMlp(model.arch, ctx, l, mid, `edit_u_${l}`, `edit_v_${l}`).mlpOut]);
+    h = b.op("Add", [mid, emitEditedMlp(model.arch, ctx, l, { residMid: mid, resid: h }, `edit_u_${l}`, `edit_v_${l}`).mlpOut]);
   }
-  const logp = (select: string) => b.op("LogSoftmax", [model.arch.emitHead(ctx, b.op("GatherND", [h, select]))], { axis: attr.int(-1) });
+  return h;
+}
+
+/** Log-probabilities (N, V) of the head at the (row, position) pairs `select` (N, 2) of h (B, W, D). */
+export function emitLogprobsAt(model: Model, ctx: EmitContext, h: string, select: string): string {
+  return ctx.b.op("LogSoftmax", [model.arch.emitHead(ctx, ctx.b.op("GatherND", [h, select]))], { axis: attr.int(-1) });
+}
+
+async function build(model: Model, layer: number): Promise<ValueSession> {
+  const cfg = model.config;
+  const { b, ...rest } = emitContext(`value${layer}`, cfg, model.weights);
+  const ctx = { b, ...rest };
+  const D = cfg.nEmbd;
+  const resid = b.input(VG.resid, "float32", ["B", "W", D]);
+  const mask = b.input(VG.mask, "float32", ["B", "W", 1]);
+  const delta = b.input(VG.delta, "float32", [D]);
+  const bias = b.input(VG.bias, "float32", ["B", 1, "W", "S"]);
+  const h = emitLayersAbove(model, ctx, layer, b.op("Add", [resid, b.op("Mul", [mask, delta])]), bias);
+  const logp = (select: string) => emitLogprobsAt(model, ctx, h, select);
   const lpNll = logp(b.input(VG.selectNll, "int64", ["Nn", 2]));               // (Nn, V)
   const lpKl = logp(b.input(VG.selectKl, "int64", [1, 2]));                     // (1, V)
   const tl = b.op("GatherElements", [lpNll, b.input(VG.targets, "int64", ["Nn", 1])], { axis: attr.int(1) }); // (Nn, 1)

@@ -39,7 +39,8 @@ export interface ValueResult {
 export async function computeValue(model: Model, layer: number, rewriting: readonly Located[], kl: Located, target: readonly number[], p: ValueParams): Promise<ValueResult> {
   const cfg = model.config;
   const D = cfg.nEmbd;
-  const H = cfg.nHead;
+  const H = cfg.nKvHead;
+  const Dh = cfg.headDim;
   const all = [...rewriting, kl];
   const t0 = performance.now();
   const batch = padBatch(all.map((x) => x.ids));
@@ -87,12 +88,13 @@ export async function computeValue(model: Model, layer: number, rewriting: reado
   };
   for (let l = layer + 1; l < cfg.nLayer; l++) {
     const f = model.engine.editFactorsOf(l);
-    feeds[`past_key_${l}`] = tensor(above?.key[l] ?? new Float32Array(0), [B, H, P0, D / H]);
-    feeds[`past_value_${l}`] = tensor(above?.value[l] ?? new Float32Array(0), [B, H, P0, D / H]);
+    feeds[`past_key_${l}`] = tensor(above?.key[l] ?? new Float32Array(0), [B, H, P0, Dh]);
+    feeds[`past_value_${l}`] = tensor(above?.value[l] ?? new Float32Array(0), [B, H, P0, Dh]);
     feeds[`edit_u_${l}`] = tensor(f?.u ?? new Float32Array(0), [cfg.nInner, f?.rank ?? 0]);
     feeds[`edit_v_${l}`] = tensor(f?.v ?? new Float32Array(0), [f?.rank ?? 0, D]);
   }
   const { session } = await valueSession(model, layer);
+  if (session.inputNames.includes(VG.positions)) feeds[VG.positions] = tensor(win.positions, [B, W]);
   const t1 = performance.now();
 
   const delta = new Float32Array(D);
@@ -136,7 +138,7 @@ export async function computeValue(model: Model, layer: number, rewriting: reado
 }
 
 /** PyTorch's Adam (β 0.9, 0.999, ε 1e-8, no weight decay) in float32 arithmetic. */
-class Adam {
+export class Adam {
   private readonly m: Float32Array;
   private readonly v: Float32Array;
   private t = 0;

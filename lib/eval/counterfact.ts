@@ -221,6 +221,7 @@ export async function evaluateRecords(model: Model, records: readonly CounterFac
  * would keep sampling past it, this appends it (dropped from the text) and samples on.
  */
 export async function generateText(model: Model, prompt: string, options: GenerationOptions = {}): Promise<string> {
+  checkOptionNames("generateText", options, ["maxLength", "topK", "seed"]);
   const [ids] = await model.encodePrompts([prompt]);
   const total = Math.min(checkInt("maxLength", options.maxLength ?? 100, 1, 1 << 20), model.config.nPositions);
   const seq = [...ids!];

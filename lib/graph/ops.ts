@@ -2,11 +2,32 @@
 // activations and causal multi-head attention with a KV cache. Each returns the name of its output
 // value; shapes are in the comments (B batch, T new tokens, P past tokens, S = P + T, D model width,
 // H heads, Dh head width).
+import type { RopeConfig } from "../model/config.js";
 import { attr, GraphBuilder } from "./builder.js";
 
 /** LayerNormalization over the last axis. x (..., D) → (..., D). */
 export function layerNorm(b: GraphBuilder, x: string, gamma: string, beta: string, eps: number): string {
   return b.op("LayerNormalization", [x, gamma, beta], { axis: attr.int(-1), epsilon: attr.float(eps) });
+}
+
+/**
+ * RMSNorm as Llama computes it: x / sqrt(mean(x²) + eps) · gamma over the last axis. x (..., D),
+ * gamma (D) → (..., D). Composed of primitive ops, so the gradient pass differentiates it as is.
+ */
+export function rmsNorm(b: GraphBuilder, x: string, gamma: string, eps: number): string {
+  const ms = b.op("ReduceMean", [b.op("Mul", [x, x]), b.constInt64([-1])], { keepdims: attr.int(1) }); // (..., 1)
+  const inv = b.op("Reciprocal", [b.op("Sqrt", [b.op("Add", [ms, b.constFloat([eps], [])])])]);
+  return b.op("Mul", [b.op("Mul", [x, inv]), gamma]);
+}
+
+/** x @ Wᵀ (+ bias) for a weight in nn.Linear's [out, in] layout. x (..., In), W (Out, In) → (..., Out). */
+export function linear(b: GraphBuilder, x: string, weight: string, bias?: string): string {
+  return affine(b, x, b.op("Transpose", [weight], { perm: attr.ints([1, 0]) }), bias);
+}
+
+/** SiLU (swish): x · sigmoid(x). */
+export function silu(b: GraphBuilder, x: string): string {
+  return b.op("Mul", [x, b.op("Sigmoid", [x])]);
 }
 
 /** x @ W (+ bias). x (..., In), W (In, Out) → (..., Out). */
@@ -25,6 +46,8 @@ export function activation(b: GraphBuilder, x: string, name: string): string {
       return b.op("Gelu", [x]);
     case "relu":
       return b.op("Relu", [x]);
+    case "silu":
+      return silu(b, x);
     default:
       throw new Error(`activation ${name} has no emitter`);
   }
@@ -42,6 +65,52 @@ export function mergeHeads(b: GraphBuilder, x: string, width: number): string {
   return b.op("Reshape", [t, b.constInt64([0, 0, width])]);
 }
 
+/** Cosines and sines of rotary embeddings at given positions, shaped to broadcast over heads. */
+export interface RotaryTables {
+  cos: string; // (B, 1, T, R)
+  sin: string; // (B, 1, T, R)
+}
+
+/**
+ * cos/sin of positions · θ^(−2i/R), i < R/2, laid out for the pair convention: "half" repeats the
+ * R/2 frequencies as [f, f], "interleaved" as [f0, f0, f1, f1, …]. positions (B, T) int64.
+ */
+export function rotaryTables(b: GraphBuilder, positions: string, rope: RopeConfig): RotaryTables {
+  const R = rope.dims;
+  const invFreq = Array.from({ length: R / 2 }, (_, i) => 1 / Math.pow(rope.theta, (2 * i) / R));
+  const pos = b.op("Unsqueeze", [b.op("Cast", [positions], { to: attr.int(1) }), b.constInt64([-1])]); // (B, T, 1)
+  const angles = b.op("Mul", [pos, b.constFloat(invFreq)]);                                               // (B, T, R/2)
+  const layout = (t: string) => {
+    const full = rope.pairs === "half"
+      ? b.op("Concat", [t, t], { axis: attr.int(-1) })                                                   // (B, T, R)
+      : b.op("Reshape", [b.op("Concat", [b.op("Unsqueeze", [t, b.constInt64([-1])]), b.op("Unsqueeze", [t, b.constInt64([-1])])], { axis: attr.int(-1) }), b.constInt64([0, 0, R])]);
+    return b.op("Unsqueeze", [full, b.constInt64([1])]);                                                 // (B, 1, T, R)
+  };
+  return { cos: layout(b.op("Cos", [angles])), sin: layout(b.op("Sin", [angles])) };
+}
+
+/**
+ * Rotary embedding of the first R = rope.dims dimensions of every head; the rest pass through.
+ * x (B, H, T, Dh) → (B, H, T, Dh).
+ */
+export function applyRotary(b: GraphBuilder, x: string, tables: RotaryTables, rope: RopeConfig, headDim: number): string {
+  const R = rope.dims;
+  const [rot, pass] = R < headDim
+    ? b.opMulti("Split", [x, b.constInt64([R, headDim - R])], 2, { axis: attr.int(-1) })
+    : [x, undefined];
+  let turned: string; // the partner of every dimension, signed: x·cos + turned·sin
+  if (rope.pairs === "half") {
+    const [x1, x2] = b.opMulti("Split", [rot!, b.constInt64([R / 2, R / 2])], 2, { axis: attr.int(-1) });
+    turned = b.op("Concat", [b.op("Neg", [x2!]), x1!], { axis: attr.int(-1) });
+  } else {
+    const pairs = b.op("Reshape", [rot!, b.constInt64([0, 0, 0, R / 2, 2])]);                             // (B, H, T, R/2, 2)
+    const [x1, x2] = b.opMulti("Split", [pairs, b.constInt64([1, 1])], 2, { axis: attr.int(-1) });
+    turned = b.op("Reshape", [b.op("Concat", [b.op("Neg", [x2!]), x1!], { axis: attr.int(-1) }), b.constInt64([0, 0, 0, R])]);
+  }
+  const out = b.op("Add", [b.op("Mul", [rot!, tables.cos]), b.op("Mul", [turned, tables.sin])]);
+  return pass ? b.op("Concat", [out, pass], { axis: attr.int(-1) }) : out;
+}
+
 export interface AttentionValues {
   /** (B, T, D) attention output before the residual add */
   context: string;
@@ -52,20 +121,37 @@ export interface AttentionValues {
 }
 
 /**
- * Scaled dot-product attention over cached and new keys.
- * q, k, v (B, H, T, Dh); pastKey, pastValue (B, H, P, Dh); bias (B, 1, T, S) additive mask
- * (0 where a query may attend, a large negative number elsewhere: causality and padding).
+ * Scaled dot-product attention over cached and new keys, multi-head or grouped-query.
+ * q (B, H, T, Dh); k, v (B, Hkv, T, Dh); pastKey, pastValue (B, Hkv, P, Dh); bias (B, 1, T, S)
+ * additive mask (0 where a query may attend, a large negative number elsewhere: causality and
+ * padding). With Hkv < H, query heads g·H/Hkv … (g+1)·H/Hkv − 1 share key/value head g (Hugging
+ * Face's repeat_kv): queries are grouped (B, Hkv, H/Hkv, T, Dh) and multiply the keys and values
+ * broadcast over the group, so cached keys and values are never copied per query head.
  */
 export function cachedAttention(
   b: GraphBuilder, q: string, k: string, v: string, pastKey: string, pastValue: string, bias: string,
-  headDim: number, width: number,
+  headDim: number, width: number, groups: { nHead: number; nKvHead: number } = { nHead: 1, nKvHead: 1 },
 ): AttentionValues {
-  const presentKey = b.op("Concat", [pastKey, k], { axis: attr.int(2) });      // (B, H, S, Dh)
-  const presentValue = b.op("Concat", [pastValue, v], { axis: attr.int(2) });  // (B, H, S, Dh)
+  const presentKey = b.op("Concat", [pastKey, k], { axis: attr.int(2) });      // (B, Hkv, S, Dh)
+  const presentValue = b.op("Concat", [pastValue, v], { axis: attr.int(2) });  // (B, Hkv, S, Dh)
+  const rep = groups.nHead / groups.nKvHead;
   const qScaled = b.op("Mul", [q, b.constFloat([1 / Math.sqrt(headDim)], [])]);
-  const kT = b.op("Transpose", [presentKey], { perm: attr.ints([0, 1, 3, 2]) }); // (B, H, Dh, S)
-  const scores = b.op("Add", [b.op("MatMul", [qScaled, kT]), bias]);          // (B, H, T, S)
+  const kT = b.op("Transpose", [presentKey], { perm: attr.ints([0, 1, 3, 2]) }); // (B, Hkv, Dh, S)
+  if (rep === 1) {
+    const scores = b.op("Add", [b.op("MatMul", [qScaled, kT]), bias]);          // (B, H, T, S)
+    const probs = b.op("Softmax", [scores], { axis: attr.int(-1) });
+    const ctx = b.op("MatMul", [probs, presentValue]);                            // (B, H, T, Dh)
+    return { context: mergeHeads(b, ctx, width), presentKey, presentValue };
+  }
+  const Hkv = groups.nKvHead;
+  const one = b.constInt64([2]);
+  const qGrouped = b.op("Reshape", [qScaled, b.constInt64([0, Hkv, rep, -1, headDim])]);      // (B, Hkv, rep, T, Dh)
+  const scores = b.op("Add", [
+    b.op("MatMul", [qGrouped, b.op("Unsqueeze", [kT, one])]),                                 // (B, Hkv, rep, T, S)
+    b.op("Unsqueeze", [bias, b.constInt64([1])]),                                              // (B, 1, 1, T, S)
+  ]);
   const probs = b.op("Softmax", [scores], { axis: attr.int(-1) });
-  const ctx = b.op("MatMul", [probs, presentValue]);                            // (B, H, T, Dh)
+  const grouped = b.op("MatMul", [probs, b.op("Unsqueeze", [presentValue, one])]);           // (B, Hkv, rep, T, Dh)
+  const ctx = b.op("Reshape", [grouped, b.constInt64([0, groups.nHead, -1, headDim])]);      // (B, H, T, Dh)
   return { context: mergeHeads(b, ctx, width), presentKey, presentValue };
 }

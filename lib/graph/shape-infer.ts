@@ -53,6 +53,7 @@ export function inferValues(b: GraphBuilder): Map<string, ValueInfo> {
   const sh = (v: string | undefined) => (v ? info.get(v)?.shape ?? null : null);
   const el = (v: string | undefined): ElemType => (v ? info.get(v)?.elem : undefined) ?? "float32";
   const norm = (a: number, r: number) => (a < 0 ? a + r : a);
+  const shapeSource = new Map<string, string>(); // output of a whole-shape Shape node → its input
   for (const n of b.nodes) {
     const [x, y] = [n.inputs[0], n.inputs[1]];
     const sx = sh(x);
@@ -67,6 +68,7 @@ export function inferValues(b: GraphBuilder): Map<string, ValueInfo> {
       case "Cast": elem = ONNX_ELEM[attrOf(n, "to") as number] ?? elem; break;
       case "Shape": {
         elem = "int64";
+        if (x && attrOf(n, "start") === undefined && attrOf(n, "end") === undefined) shapeSource.set(n.outputs[0]!, x);
         const st = attrOf(n, "start") as number | undefined, en = attrOf(n, "end") as number | undefined;
         shapes = [sx ? [sx.slice(st ?? 0, en ?? sx.length).length] : [null]];
         break;
@@ -179,11 +181,13 @@ export function inferValues(b: GraphBuilder): Map<string, ValueInfo> {
       }
       case "Expand": {
         const c = intConst(inits, y);
-        shapes = [c ? broadcast([sx, c]) : null];
+        const like = y ? shapeSource.get(y) : undefined;
+        shapes = [c ? broadcast([sx, c]) : like ? broadcast([sx, sh(like)]) : null];
         break;
       }
       case "ScatterND": case "ScatterElements": case "Identity": case "Neg": case "Tanh": case "Sqrt": case "Exp": case "Log":
       case "Gelu": case "Relu": case "Sigmoid": case "Reciprocal": case "Erf": case "Abs": case "Softmax": case "LogSoftmax":
+      case "Sin": case "Cos":
         break;
       default:
         shapes = n.outputs.map(() => null);

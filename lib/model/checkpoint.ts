@@ -9,7 +9,7 @@ import { findArchitecture } from "../arch/index.js";
 import type { ArchDescription, Weights } from "../arch/types.js";
 import { readConfigJson, type ModelConfig } from "./config.js";
 import { SafetensorsFile } from "./safetensors.js";
-import { checkFinite, checkSpecialTokens, checkTensorNames } from "./validate.js";
+import { checkDimensions, checkFinite, checkSpecialTokens, checkTensorNames } from "./validate.js";
 
 export interface Checkpoint {
   dir: string;
@@ -30,6 +30,7 @@ export function loadCheckpoint(dir: string): Checkpoint {
   const raw = readConfigJson(configPath);
   const arch = findArchitecture(raw, configPath);
   const config = arch.config(raw, configPath);
+  checkDimensions(config, configPath);
   checkSpecialTokens(raw, config, configPath);
   const files = openWeightFiles(dir);
   try {

@@ -10,6 +10,10 @@ export interface ModelConfig {
   /** Width of the residual stream (d_model). */
   nEmbd: number;
   nHead: number;
+  /** Key/value heads: nHead for multi-head attention, fewer for grouped-query attention (nHead a multiple). */
+  nKvHead: number;
+  /** Width of one attention head (nEmbd / nHead unless the config says otherwise). */
+  headDim: number;
   /** Width of the MLP's hidden layer (d_ff), the dimension of the MLP key. */
   nInner: number;
   vocabSize: number;
@@ -20,6 +24,24 @@ export interface ModelConfig {
   tieWordEmbeddings: boolean;
   eosTokenId: number;
   bosTokenId: number;
+  /** Rotary position embeddings; absent for learned position embeddings. */
+  rope?: RopeConfig;
+  /** Attention and MLP both read the block's input and are added together (GPT-J, GPT-NeoX's use_parallel_residual). */
+  parallelResidual?: boolean;
+  /** A gated MLP (SwiGLU: gate, up and down projections, three matrices instead of two). */
+  gatedMlp?: boolean;
+  /** Which projections carry biases, for families where the config decides (Llama's attention_bias and mlp_bias, Qwen2's q/k/v biases). */
+  biases?: { qkv: boolean; attnOut: boolean; mlp: boolean };
+}
+
+/** Rotary position embeddings on the first `dims` dimensions of every query and key head. */
+export interface RopeConfig {
+  /** Base of the inverse frequencies θ^(−2i/dims) (rope_theta, rotary_emb_base). */
+  theta: number;
+  /** Rotated dimensions per head (even; headDim for full rotary). */
+  dims: number;
+  /** "half": pairs (i, i + dims/2), rotate_half (Llama, GPT-NeoX); "interleaved": pairs (2i, 2i + 1) (GPT-J). */
+  pairs: "half" | "interleaved";
 }
 
 /** Reads `config.json` as a plain object, with RomeErrors for a missing or malformed file. */

@@ -8,6 +8,13 @@ import type { ArchDescription } from "../arch/types.js";
 import type { ModelConfig } from "./config.js";
 import type { TensorEntry } from "./safetensors.js";
 
+/** Throws ERR_CONFIG when a dimension of the model is zero (a model with no layers, heads or vocabulary). */
+export function checkDimensions(config: ModelConfig, path: string): void {
+  for (const key of ["nLayer", "nEmbd", "nHead", "nInner", "vocabSize", "nPositions"] as const) {
+    if (!(config[key] >= 1)) throw new RomeError("ERR_CONFIG", `${path}: ${key} is ${config[key]}; every dimension of the model must be at least 1`);
+  }
+}
+
 const SPECIAL_TOKENS = ["eos_token_id", "bos_token_id", "pad_token_id"] as const;
 
 /**

@@ -31,7 +31,8 @@ export class EditSet {
   private readonly disabled = new Set<string>();
   private counter = 0;
 
-  constructor(private readonly engine: Engine, private readonly config: ModelConfig) {}
+  /** `engine` receives the stacked factors of each layer whose edits change. */
+  constructor(private readonly engine: Pick<Engine, "setEditFactors">, private readonly config: ModelConfig) {}
 
   /** Applies an edit on top of those already applied; returns its id. */
   apply(edit: Edit | Omit<Edit, "id">): string {

@@ -11,7 +11,7 @@ import { attentionBias, type Batch } from "./batch.js";
 import { attnFlops, headFlops, mlpFlops } from "./flops.js";
 import { SegmentSession, type SessionOptions } from "./session.js";
 
-/** Per-layer past keys and values, each (B, H, P, Dh). */
+/** Per-layer past keys and values, each (B, Hkv, P, Dh). */
 export interface KVCache {
   past: number;
   key: Float32Array[];
@@ -137,12 +137,12 @@ export class Engine {
     return { tok: out[IO.tokEmbed]!, pos: out[IO.posEmbed]! };
   }
 
-  /** Attention half-block of `layer`: resid (B, T, D), past (B, H, P, Dh), bias (B, 1, T, S). */
+  /** Attention half-block of `layer`: resid (B, T, D), past (B, Hkv, P, Dh), bias (B, 1, T, S). */
   async attn(layer: number, batch: Batch, resid: Float32Array, bias: Float32Array, past?: { key: Float32Array; value: Float32Array }, meter?: FlopMeter, keepCache = false) {
     const { B, T } = batch;
     const cfg = this.config;
-    const H = cfg.nHead;
-    const Dh = cfg.nEmbd / H;
+    const H = cfg.nKvHead;
+    const Dh = cfg.headDim;
     const P = batch.past;
     const empty = new Float32Array(0);
     const seg = this.attnSegs[layer]!;
@@ -160,16 +160,27 @@ export class Engine {
     return { residMid: out[IO.residMid]!, attnOut: out[IO.attnOut]!, key: out[IO.presentKey], value: out[IO.presentValue] };
   }
 
-  /** MLP half-block of `layer`: residMid (B, T, D). */
-  async mlp(layer: number, B: number, T: number, residMid: Float32Array, needKey: boolean, meter?: FlopMeter): Promise<MlpState> {
+  /** True when the MLP half-blocks read the block's input (parallel attention and MLP): pass it to `mlp`. */
+  get mlpReadsBlockInput(): boolean {
+    return this.mlpSegs[0]?.inputNames.includes(IO.resid) ?? false;
+  }
+
+  /** MLP half-block of `layer`: residMid (B, T, D); resid (B, T, D), the block's input, when `mlpReadsBlockInput`. */
+  async mlp(layer: number, B: number, T: number, residMid: Float32Array, needKey: boolean, meter?: FlopMeter, resid?: Float32Array): Promise<MlpState> {
     const fetch = needKey ? [IO.residPost, IO.mlpOut, IO.mlpKey] : [IO.residPost, IO.mlpOut];
     const f = this.editFactors.get(layer);
     const R = f?.rank ?? 0;
-    const out = await this.mlpSegs[layer]!.run({
+    const seg = this.mlpSegs[layer]!;
+    const feeds: Record<string, { data: Float32Array; dims: number[] }> = {
       [IO.residMid]: { data: residMid, dims: [B, T, this.config.nEmbd] },
       [IO.editU]: { data: f?.u ?? EMPTY, dims: [this.config.nInner, R] },
       [IO.editV]: { data: f?.v ?? EMPTY, dims: [R, this.config.nEmbd] },
-    }, fetch);
+    };
+    if (seg.inputNames.includes(IO.resid)) {
+      if (!resid) throw new RomeError("ERR_ARGUMENT", `the MLP of layer ${layer} reads the block's input (a parallel block): pass it`);
+      feeds[IO.resid] = { data: resid, dims: [B, T, this.config.nEmbd] };
+    }
+    const out = await seg.run(feeds, fetch);
     if (meter) meter.flops += mlpFlops(this.config, B * T);
     return { residMid, residPost: out[IO.residPost]!, mlpOut: out[IO.mlpOut]!, mlpKey: out[IO.mlpKey] };
   }
@@ -240,7 +251,7 @@ export class Engine {
       opts.hooks?.attn?.(l, { resid, residMid: a.residMid, attnOut: a.attnOut });
       rec("resid_mid", l, a.residMid);
       rec("attn_out", l, a.attnOut);
-      const m = await this.mlp(l, B, T, a.residMid, want.has("mlp_key") || (opts.needKey?.(l) ?? false), opts.meter);
+      const m = await this.mlp(l, B, T, a.residMid, want.has("mlp_key") || (opts.needKey?.(l) ?? false), opts.meter, resid);
       opts.hooks?.mlp?.(l, m);
       rec("mlp_out", l, m.mlpOut);
       if (m.mlpKey) rec("mlp_key", l, m.mlpKey);

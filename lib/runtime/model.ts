@@ -6,6 +6,7 @@ import type { ArchDescription, Weights } from "../arch/types.js";
 import { fingerprint, loadCheckpoint } from "../model/checkpoint.js";
 import type { ModelConfig } from "../model/config.js";
 import { Tokenizer } from "../model/tokenizer.js";
+import { HostedModel } from "../host/hosted-model.js";
 import { nextStep, padBatch } from "./batch.js";
 import { Engine, SITES, type RunResult, type Site } from "./engine.js";
 import { EditSet } from "./edits.js";
@@ -21,8 +22,13 @@ export interface LoadOptions {
   spinning?: boolean;
   /** Prompts per engine batch in batched calls (nextTokenLogits, logprob). Default 64; 1–4096. */
   batchSize?: number;
+  /**
+   * Run the model on a worker thread: `Model.load` then returns a HostedModel with the same methods
+   * (lib/host/), whose work never blocks this thread's event loop. Default false (in-thread).
+   */
+  worker?: boolean;
 }
-const LOAD_OPTIONS = ["threads", "spinning", "batchSize"] as const;
+const LOAD_OPTIONS = ["threads", "spinning", "batchSize", "worker"] as const;
 
 export interface Prediction { token: string; id: number; prob: number }
 export interface LogprobResult {
@@ -80,19 +86,24 @@ export class Model {
   }
 
   /** Loads a Hugging Face model directory (config.json, safetensors, tokenizer files). */
-  static async load(dir: string, options: LoadOptions = {}): Promise<Model> {
+  static load(dir: string, options: LoadOptions & { worker: true }): Promise<HostedModel>;
+  static load(dir: string, options?: LoadOptions & { worker?: false }): Promise<Model>;
+  static load(dir: string, options: LoadOptions): Promise<Model | HostedModel>;
+  static async load(dir: string, options: LoadOptions = {}): Promise<Model | HostedModel> {
     checkOptionNames("Model.load", options, LOAD_OPTIONS);
+    const { worker, ...inThread } = options;
+    if (worker) return HostedModel.load(dir, inThread);
     const ckpt = loadCheckpoint(dir);
     const tokenizer = await Tokenizer.load(dir);
     if (tokenizer.vocabSize > ckpt.config.vocabSize) {
       throw new RomeError("ERR_TOKENIZER", `${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${ckpt.config.vocabSize}`);
     }
-    return Model.fromWeights(ckpt.arch, ckpt.config, ckpt.weights, { ...options, tokenizer, fingerprint: ckpt.fingerprint, sourceDir: dir, storedNames: ckpt.storedNames });
+    return Model.fromWeights(ckpt.arch, ckpt.config, ckpt.weights, { ...inThread, tokenizer, fingerprint: ckpt.fingerprint, sourceDir: dir, storedNames: ckpt.storedNames });
   }
 
   /** Builds a model from weights in memory (tests, benchmarks, converted checkpoints). */
   static async fromWeights(arch: ArchDescription, config: ModelConfig, weights: Weights,
-    options: LoadOptions & { tokenizer?: Tokenizer; fingerprint?: string; sourceDir?: string; storedNames?: Map<string, string> } = {}): Promise<Model> {
+    options: Omit<LoadOptions, "worker"> & { tokenizer?: Tokenizer; fingerprint?: string; sourceDir?: string; storedNames?: Map<string, string> } = {}): Promise<Model> {
     const threads = checkInt("threads", options.threads ?? 1, 1, 64);
     const batchSize = checkInt("batchSize", options.batchSize ?? 64, 1, 4096);
     const spinning = options.spinning ?? false;

@@ -71,7 +71,7 @@ async function build(model: Model): Promise<ort.InferenceSession> {
       },
     });
     const mid = b.op("Add", [b.op("Add", [h, a.attnOut]), b.input(AG.zMid(l), "float32", ["B", "T", D])]);
-    const m = emitEditedMlp(model.arch, ctx, l, mid, `edit_u_${l}`, `edit_v_${l}`);
+    const m = emitEditedMlp(model.arch, ctx, l, { residMid: mid, resid: h }, `edit_u_${l}`, `edit_v_${l}`);
     h = b.op("Add", [b.op("Add", [mid, m.mlpOut]), b.input(AG.zPost(l), "float32", ["B", "T", D])]);
     wrt.push(AG.zMid(l), AG.zPost(l));
   }

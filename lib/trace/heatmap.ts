@@ -2,7 +2,7 @@
 // tokens starred, Purples/Greens/Reds from the corrupted score (white) up to the grid's maximum,
 // a p(answer) colour bar; and the six-bucket plots of averaged indirect effects.
 
-import { RomeError } from "../errors.js";
+import { checkOptionNames, RomeError } from "../errors.js";
 import { colorAt, colormapFor, COLORMAPS, type ColormapName } from "./colormap.js";
 import type { TraceGrid, TraceKind } from "./grid.js";
 import type { AveragedEffects } from "./average.js";
@@ -34,6 +34,7 @@ const CHAR_W = 6.6; // rough advance of an 11 px sans-serif character, for layou
 
 /** One trace as an SVG document: one `<rect class="cell">` per (token, layer). */
 export function heatmapSvg(result: HeatmapInput, options: HeatmapOptions = {}): string {
+  checkOptionNames("heatmapSvg", options, ["title", "xLabel", "modelName", "vmax", "vmin", "cell"]);
   const { scores, tokens } = result;
   const layers = checkGrid(scores, tokens.length, "scores");
   const [b, e] = result.subjectRange;
@@ -68,6 +69,7 @@ export interface AveragedHeatmapOptions {
 
 /** Averaged indirect effects (6 buckets × layers, clipped at 0 as the reference plots them) as SVG. */
 export function averagedSvg(avg: AveragedEffects, options: AveragedHeatmapOptions = {}): string {
+  checkOptionNames("averagedSvg", options, ["title", "xLabel", "modelName", "vmax", "cell"]);
   const layers = checkGrid(avg.meanClipped, avg.buckets.length, "meanClipped");
   const what = { resid: "Indirect Effect of h_i^(l)", mlp: "Indirect Effect of MLP", attn: "Indirect Effect of Attn" }[avg.kind];
   const kindName = avg.kind === "mlp" ? "MLP" : "Attn";

@@ -3,7 +3,7 @@
 // key — at chosen layers and positions with values from the clean run, the corrupted run, zeros,
 // the clean run's mean over positions, or a given vector. Causal tracing's restorations are the
 // special case "clean residual/attn/MLP state at one position" of this.
-import { checkInt, checkOptionNames, RomeError } from "../errors.js";
+import { checkInt, checkNumber, checkOptionNames, RomeError } from "../errors.js";
 import { padBatch } from "../runtime/batch.js";
 import type { MlpState, RunResult, Site } from "../runtime/engine.js";
 import type { Model } from "../runtime/model.js";
@@ -49,16 +49,21 @@ export async function patchActivations(model: Model, options: PatchOptions): Pro
   const cfg = model.config;
   const [ids] = await model.encodePrompts([options.prompt]);
   const T = ids!.length;
+  if (!Array.isArray(options.patches)) throw new RomeError("ERR_ARGUMENT", "patches must be an array of { site, layers, positions, source }");
+  if (options.corrupt !== undefined) checkOptionNames("patchActivations corrupt", options.corrupt, ["subject", "noise", "samples", "seed"]);
   for (const [i, p] of options.patches.entries()) {
+    checkOptionNames(`patch ${i}`, p, ["site", "layers", "positions", "source"]);
+    if (!Array.isArray(p.layers) || !Array.isArray(p.positions)) throw new RomeError("ERR_ARGUMENT", `patch ${i}: layers and positions must be arrays of integers`);
     if (!(p.site in SITE_RECORD)) throw new RomeError("ERR_UNKNOWN_KIND", `patch ${i}: unknown site ${JSON.stringify(p.site)}; sites: ${Object.keys(SITE_RECORD).join(", ")}`);
     for (const l of p.layers) checkInt(`patch ${i} layer`, l, 0, cfg.nLayer - 1);
     for (const t of p.positions) checkInt(`patch ${i} position`, t, 0, T - 1);
     const width = p.site === "mlp_key" ? cfg.nInner : cfg.nEmbd;
     if (p.source instanceof Float32Array && p.source.length !== width) throw new RomeError("ERR_ARGUMENT", `patch ${i}: a given vector for ${p.site} needs ${width} values`);
+    if (p.source instanceof Float32Array && !p.source.every(Number.isFinite)) throw new RomeError("ERR_NOT_FINITE", `patch ${i}: the given vector for ${p.site} holds NaN or infinity`);
     if (p.source === "corrupted" && !options.corrupt) throw new RomeError("ERR_ARGUMENT", `patch ${i}: source "corrupted" needs the corrupt option`);
   }
   const clean = await model.engine.run(padBatch([ids!]), { record: RECORD, head: [[0, T - 1]] });
-  const answer = options.answer ?? argmax(clean.logits!);
+  const answer = options.answer === undefined ? argmax(clean.logits!) : checkInt("answer", options.answer, 0, cfg.vocabSize - 1);
   const rows = options.corrupt ? checkInt("corrupt.samples", options.corrupt.samples ?? 10, 1, 1024) : 1;
   const batch = padBatch(Array.from({ length: rows }, () => ids!));
   const head = Array.from({ length: rows }, (_, r) => [r, T - 1] as const);
@@ -67,7 +72,10 @@ export async function patchActivations(model: Model, options: PatchOptions): Pro
     const c = options.corrupt;
     const range = tokenRange(await model.tokenizer.encode(options.prompt), subjectChars(options.prompt, c.subject));
     const spec: NoiseSpec = typeof c.noise === "number" ? { type: "gauss", level: c.noise } : c.noise;
-    noiseHook = (tok) => corrupt(tok, rows, T, cfg.nEmbd, range, spec, c.seed ?? 1);
+    if (typeof spec !== "object" || spec === null) throw new RomeError("ERR_ARGUMENT", "corrupt.noise must be a level or { type, level }");
+    checkNumber("corrupt.noise level", spec.level, 0, 1e6);
+    const seed = checkInt("corrupt.seed", c.seed ?? 1, 0, 2 ** 32 - 1);
+    noiseHook = (tok) => corrupt(tok, rows, T, cfg.nEmbd, range, spec, seed);
   }
   const base = options.corrupt ? await model.engine.run(batch, { record: RECORD, head, hooks: { tokEmbed: noiseHook } }) : clean;
   const value = (p: ActivationPatch, layer: number, row: number, t: number, width: number): Float32Array => {
@@ -120,14 +128,16 @@ function forEach(patches: readonly ActivationPatch[], site: PatchSite, layer: nu
 /** Replaces the MLP key at one (row, position): resid_post += (k' − k) · W (+ edit factors). */
 function patchKey(model: Model, layer: number, s: MlpState, at: number, key: Float32Array): void {
   const { nInner: F, nEmbd: D } = model.config;
-  const w = model.weights.get(model.arch.editTarget(layer).weight)!.data; // (F, D) in_out
+  const target = model.arch.editTarget(layer);
+  const w = model.weights.get(target.weight)!.data; // (F, D) in_out or (D, F) out_in, as the description says
+  const [si, sj] = target.layout === "in_out" ? [D, 1] : [1, F]; // strides of key index i and output index j
   const f = model.engine.editFactorsOf(layer);
   const dk = new Float64Array(F);
   for (let i = 0; i < F; i++) dk[i] = key[i]! - s.mlpKey![at * F + i]!;
   const dout = new Float64Array(D);
   for (let i = 0; i < F; i++) {
     if (dk[i] === 0) continue;
-    for (let j = 0; j < D; j++) dout[j] += dk[i]! * w[i * D + j]!;
+    for (let j = 0; j < D; j++) dout[j] += dk[i]! * w[i * si + j * sj]!;
   }
   if (f) {
     for (let r = 0; r < f.rank; r++) {

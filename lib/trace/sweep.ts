@@ -82,6 +82,10 @@ async function runChunk(ctx: SweepContext, t: number, plans: Restoration[]): Pro
   const entries = plans.map(entryStep);
   let rows = 0;
   let resid: Float32Array = new Float32Array(0); // (rows, Tp, D)
+  // Parallel blocks' MLPs read the block's input: kept from the attention step (rows entering
+  // after an attention half-block take the corrupted run's, which their entry leaves unchanged).
+  const parallel = engine.mlpReadsBlockInput;
+  let blockIn: Float32Array = new Float32Array(0); // (rows, Tp, D) when parallel
   let active: Restoration[] = [];
   const bias1 = attentionBias(oneRow(t, Tp)); // (1, 1, Tp, T)
   for (let step = Math.min(...entries); step <= 2 * L; step++) {
@@ -90,6 +94,15 @@ async function runChunk(ctx: SweepContext, t: number, plans: Restoration[]): Pro
       const grown = new Float32Array((rows + entering.length * N) * Tp * D);
       grown.set(resid);
       entering.forEach((r, k) => entryBlock(ctx, r, t, grown.subarray((rows + k * N) * Tp * D, (rows + (k + 1) * N) * Tp * D)));
+      if (parallel && step % 2 === 1) {
+        const inputs = new Float32Array(grown.length);
+        inputs.set(blockIn);
+        const pre = ctx.corrupted.residPre[step >> 1]!; // (N, T, D)
+        entering.forEach((_, k) => {
+          for (let n = 0; n < N; n++) inputs.set(pre.subarray((n * T + t) * D, (n + 1) * T * D), (rows + k * N + n) * Tp * D);
+        });
+        blockIn = inputs;
+      }
       resid = grown;
       rows += entering.length * N;
       active = active.concat(entering);
@@ -101,14 +114,15 @@ async function runChunk(ctx: SweepContext, t: number, plans: Restoration[]): Pro
       const one = oneRow(t, Tp);
       const batch: Batch = { ...one, B: rows, positions: tile(one.positions, rows) };
       const past = {
-        key: gatherPast(ctx.cache.key[layer]!, N, rows, t, T, cfg.nHead, D / cfg.nHead),
-        value: gatherPast(ctx.cache.value[layer]!, N, rows, t, T, cfg.nHead, D / cfg.nHead),
+        key: gatherPast(ctx.cache.key[layer]!, N, rows, t, T, cfg.nKvHead, cfg.headDim),
+        value: gatherPast(ctx.cache.value[layer]!, N, rows, t, T, cfg.nKvHead, cfg.headDim),
       };
       const a = await engine.attn(layer, batch, resid, tile(bias1, rows), t > 0 ? past : undefined, ctx.meter);
+      if (parallel) blockIn = resid;
       applyPatches(ctx, active, layer, "attn", t, resid, a.residMid, Tp);
       resid = a.residMid;
     } else {
-      const m = await engine.mlp(layer, rows, Tp, resid, false, ctx.meter);
+      const m = await engine.mlp(layer, rows, Tp, resid, false, ctx.meter, parallel ? blockIn : undefined);
       applyPatches(ctx, active, layer, "mlp", t, resid, m.residPost, Tp);
       resid = m.residPost;
     }

@@ -297,6 +297,9 @@ async function prepare(model: Model, options: TraceOptions, kinds: readonly Trac
   if (options.answer !== undefined) {
     if (typeof options.answer === "number") answerId = checkInt("answer", options.answer, 0, cfg.vocabSize - 1);
     else {
+      if (typeof options.answer !== "string" || options.answer === "") {
+        throw new RomeError("ERR_ARGUMENT", `answer must be a non-empty string or a token id, received ${JSON.stringify(options.answer)}`);
+      }
       const text = /^\s/.test(options.answer) ? options.answer : " " + options.answer;
       const a = await model.tokenizer.encode(text);
       if (a.ids.length === 0) throw new RomeError("ERR_ARGUMENT", "the expected answer is empty");
@@ -343,6 +346,7 @@ async function noiseSpec(model: Model, options: TraceOptions): Promise<NoiseSpec
   const n = options.noise ?? { s3: [options.subject] };
   if (typeof n === "number") return { type: "gauss", level: checkNumber("noise", n, 0, 1e6) };
   if (typeof n !== "object" || n === null) throw new RomeError("ERR_ARGUMENT", "noise must be a number, { type, level } or { s3: subjects }");
+  checkOptionNames("noise", n, ["type", "level", "s3", "factor"]);
   const type = n.type ?? "gauss";
   if (!["gauss", "uniform", "replace"].includes(type)) throw new RomeError("ERR_ARGUMENT", `noise type must be gauss, uniform or replace, received ${JSON.stringify(type)}`);
   if ("level" in n) return { type, level: checkNumber("noise.level", n.level, 0, 1e6) };

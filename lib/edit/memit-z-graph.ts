@@ -1,0 +1,86 @@
+// The forward graph of MEMIT's target loss for a batch of R requests at once, from the residual
+// stream after the z layer to the summed loss: request r's δ_r added at the subject-last token of
+// each of its prompts, the layers above (lib/edit/value-graph.ts's emitLayersAbove, edits
+// included), NLL of each request's new object, and per request the KL term at its "{} is a" prompt.
+// Requests share no prompt, so d(sum of losses)/dδ_r is request r's own gradient: one session run
+// gives every request's loss and gradient. The gradient graph is derived by lib/graph/autodiff.ts.
+import ort from "onnxruntime-node";
+import { buildGradient } from "../graph/autodiff.js";
+import { attr } from "../graph/builder.js";
+import { emitContext } from "../arch/segments.js";
+import { RomeError } from "../errors.js";
+import type { Model } from "../runtime/model.js";
+import { emitLayersAbove, emitLogprobsAt, VG } from "./value-graph.js";
+
+/**
+ * Value names of the batched loss graph (B prompt rows, R requests, W window columns, S = P + W with
+ * P past columns, Nn target tokens over all rows, V vocabulary). Past keys/values and edit factors
+ * of the layers above are inputs as in the value graph (past_key_l, past_value_l, edit_u_l, edit_v_l).
+ */
+export const ZG = {
+  resid: "resid",             // (B, W, D) residual stream after the z layer, without δ
+  mask: "delta_mask",         // (B, W, 1) 1 at each row's subject-last token
+  deltas: "deltas",           // (R, D) one δ per request
+  rowRequest: "row_request",  // (B) int64: the request of each row
+  bias: "attn_bias",          // (B, 1, W, S)
+  selectNll: "select_nll",    // (Nn, 2) (row, position) whose logits predict a target token
+  targets: "target_ids",      // (Nn, 1) int64
+  weights: "nll_weights",     // (Nn) 1 / (target length · the request's rewriting prompts)
+  selectKl: "select_kl",      // (R, 2) each request's KL prompt's subject-last token
+  klInit: "kl_init",          // (R, V) log-probabilities there before the optimisation
+  klFactor: "kl_factor",      // () scalar
+  loss: "loss",               // () Σ_r NLL_r + KL_r
+  klEach: "kl_each",          // (R) klFactor · KL_r
+  targetLogprobs: "target_logprobs", // (Nn, 1)
+  klLogprobs: "kl_logprobs",  // (R, V)
+  positions: VG.positions,    // (B, W) int64 absolute positions of the window columns (rotary models only)
+} as const;
+
+const cache = new WeakMap<Model, Map<number, Promise<ort.InferenceSession>>>();
+
+/** The batched gradient session for targets at the output of block `layer` (built once per model and layer). */
+export function zSession(model: Model, layer: number): Promise<ort.InferenceSession> {
+  let byLayer = cache.get(model);
+  if (!byLayer) cache.set(model, (byLayer = new Map()));
+  let s = byLayer.get(layer);
+  if (!s) {
+    s = build(model, layer);
+    byLayer.set(layer, s);
+  }
+  return s;
+}
+
+async function build(model: Model, layer: number): Promise<ort.InferenceSession> {
+  const cfg = model.config;
+  const ctx = emitContext(`memit_z${layer}`, cfg, model.weights);
+  const { b } = ctx;
+  const D = cfg.nEmbd;
+  const V = cfg.vocabSize;
+  const resid = b.input(ZG.resid, "float32", ["B", "W", D]);
+  const mask = b.input(ZG.mask, "float32", ["B", "W", 1]);
+  const deltas = b.input(ZG.deltas, "float32", ["R", D]);
+  const rows = b.input(ZG.rowRequest, "int64", ["B"]);
+  const bias = b.input(ZG.bias, "float32", ["B", 1, "W", "S"]);
+  const perRow = b.op("Unsqueeze", [b.op("Gather", [deltas, rows], { axis: attr.int(0) }), b.constInt64([1])]); // (B, 1, D)
+  const h = emitLayersAbove(model, ctx, layer, b.op("Add", [resid, b.op("Mul", [mask, perRow])]), bias);
+  const lpNll = emitLogprobsAt(model, ctx, h, b.input(ZG.selectNll, "int64", ["Nn", 2]));  // (Nn, V)
+  const lpKl = emitLogprobsAt(model, ctx, h, b.input(ZG.selectKl, "int64", ["R", 2]));    // (R, V)
+  const tl = b.op("GatherElements", [lpNll, b.input(ZG.targets, "int64", ["Nn", 1])], { axis: attr.int(1) }); // (Nn, 1)
+  const w = b.op("Reshape", [b.input(ZG.weights, "float32", ["Nn"]), b.constInt64([-1, 1])]);
+  const nll = b.op("Neg", [b.op("ReduceSum", [b.op("Mul", [tl, w])], { keepdims: attr.int(0) })]);
+  const klInit = b.input(ZG.klInit, "float32", ["R", V]);
+  const klFactor = b.input(ZG.klFactor, "float32", []);
+  // KL_r(P_cur ‖ P_init) = Σ_v p_cur (log p_cur − log p_init), per request (R)
+  const klEach = b.op("Mul", [klFactor, b.op("ReduceSum", [b.op("Mul", [b.op("Exp", [lpKl]), b.op("Sub", [lpKl, klInit])]), b.constInt64([1])], { keepdims: attr.int(0) })]);
+  const loss = b.op("Add", [nll, b.op("ReduceSum", [klEach], { keepdims: attr.int(0) })]);
+  b.output(ZG.loss, loss, "float32", []);
+  b.output(ZG.klEach, klEach, "float32", ["R"]);
+  b.output(ZG.targetLogprobs, tl, "float32", ["Nn", 1]);
+  b.output(ZG.klLogprobs, lpKl, "float32", ["R", V]);
+  const grad = buildGradient(b, { loss: ZG.loss, wrt: [ZG.deltas], keep: [ZG.klEach, ZG.targetLogprobs, ZG.klLogprobs] });
+  try {
+    return await ort.InferenceSession.create(grad.toBytes(), { intraOpNumThreads: model.threads, interOpNumThreads: 1, graphOptimizationLevel: "all", logSeverityLevel: 3 });
+  } catch (e) {
+    throw new RomeError("ERR_ONNX", `onnxruntime rejected the batched target-gradient graph of layer ${layer}: ${(e as Error).message}`, { cause: e });
+  }
+}

@@ -1,0 +1,40 @@
+// The hosted free functions as the public API exports them: each accepts a Model (and then is the
+// function itself, same signature) or a HostedModel (and then runs on its worker, returning a
+// Promise). The dispatch lives here once, over the table in lib/host/functions.ts.
+import type { Model } from "../runtime/model.js";
+import { HOSTED_FUNCTIONS, type HostedFunctionName } from "./functions.js";
+import { HostedModel } from "./hosted-model.js";
+
+/** Parameters with every Model slot also accepting a HostedModel. */
+type WithHosted<P extends readonly unknown[]> = { [K in keyof P]: Model extends P[K] ? P[K] | HostedModel : P[K] };
+
+type Fn<N extends HostedFunctionName> = (typeof HOSTED_FUNCTIONS)[N]["fn"];
+
+/** The in-thread signature, and with a HostedModel the same arguments resolving asynchronously. */
+export type Hostable<F extends (...args: never[]) => unknown> = F & ((...args: WithHosted<Parameters<F>>) => Promise<Awaited<ReturnType<F>>>);
+
+function hostable<N extends HostedFunctionName>(name: N): Hostable<Fn<N>> {
+  const { fn, model } = HOSTED_FUNCTIONS[name];
+  const call = (...args: unknown[]): unknown => {
+    const m = args[model];
+    if (!(m instanceof HostedModel)) return (fn as (...a: unknown[]) => unknown)(...args);
+    const rest = [...args];
+    rest[model] = null;
+    return m.callFunction(name, rest);
+  };
+  return call as Hostable<Fn<N>>;
+}
+
+export const trace = hostable("trace");
+export const traceKinds = hostable("traceKinds");
+export const traceSevered = hostable("traceSevered");
+export const traceDataset = hostable("traceDataset");
+export const patchActivations = hostable("patchActivations");
+export const computeStats = hostable("computeStats");
+export const computeStatsLayers = hostable("computeStatsLayers");
+export const loadStats = hostable("loadStats");
+export const rome = hostable("rome");
+export const evaluateRecords = hostable("evaluateRecords");
+export const exportEdits = hostable("exportEdits");
+export const loadEdits = hostable("loadEdits");
+export const exportCheckpoint = hostable("exportCheckpoint");

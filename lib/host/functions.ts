@@ -1,0 +1,35 @@
+// The free functions that accept a hosted model, in one table: the worker looks them up here by
+// name, and the public API exports them wrapped by `hostable` (lib/host/api.ts), which sends the
+// call to the worker when the model argument is a HostedModel and calls the function otherwise.
+import { exportCheckpoint, exportEdits, loadEdits } from "../edit/export.js";
+import { rome } from "../edit/rome.js";
+import { computeStats, computeStatsLayers, loadStats } from "../edit/stats.js";
+import { evaluateRecords } from "../eval/counterfact.js";
+import { traceDataset } from "../trace/dataset.js";
+import { patchActivations } from "../trace/patching.js";
+import { trace, traceKinds, traceSevered } from "../trace/trace.js";
+import type { Model } from "../runtime/model.js";
+
+/** Each hosted function and the index of its model argument. */
+export const HOSTED_FUNCTIONS = {
+  trace: { fn: trace, model: 0 },
+  traceKinds: { fn: traceKinds, model: 0 },
+  traceSevered: { fn: traceSevered, model: 0 },
+  traceDataset: { fn: traceDataset, model: 0 },
+  patchActivations: { fn: patchActivations, model: 0 },
+  computeStats: { fn: computeStats, model: 0 },
+  computeStatsLayers: { fn: computeStatsLayers, model: 0 },
+  /** `loadStats(path, hosted)` reads the file on the worker (the model is only where to read it). */
+  loadStats: { fn: (path: string, _model?: Model) => loadStats(path), model: 1 },
+  rome: { fn: rome, model: 0 },
+  evaluateRecords: { fn: evaluateRecords, model: 0 },
+  exportEdits: { fn: exportEdits, model: 0 },
+  loadEdits: { fn: loadEdits, model: 1 },
+  exportCheckpoint: { fn: exportCheckpoint, model: 0 },
+} as const;
+
+export type HostedFunctionName = keyof typeof HOSTED_FUNCTIONS;
+
+export function isHostedFunction(name: string): name is HostedFunctionName {
+  return Object.hasOwn(HOSTED_FUNCTIONS, name);
+}

@@ -1,0 +1,246 @@
+// A model on a worker thread behind the Model API, so that a service's event loop stays free while
+// the model works. Every call is a message; results come back with their buffers transferred.
+// Edits keep a main-thread mirror (the same EditSet code validates and assigns ids synchronously),
+// and each edit operation is posted in order, so any later call sees it. A worker that dies rejects
+// the pending calls and every later call with ERR_WORKER; the model must then be loaded again.
+import { Worker } from "node:worker_threads";
+import { RomeError } from "../errors.js";
+import type { ModelConfig } from "../model/config.js";
+import type { Encoded } from "../model/tokenizer.js";
+import { AbortError } from "../runtime/call.js";
+import { EditSet, type Edit } from "../runtime/edits.js";
+import type { LoadOptions, Model } from "../runtime/model.js";
+import type { HostedFunctionName } from "./functions.js";
+import { reviveError, slotKey, splitArgs, type FromWorker, type ModelInfo, type Target, type ToWorker, type WorkerInit } from "./protocol.js";
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+  callbacks: Map<string, (...a: unknown[]) => void>;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+}
+
+/** The tokenizer of a hosted model: the Tokenizer's methods, each answered by the worker. */
+export class HostedTokenizer {
+  constructor(private readonly host: HostedModel) {}
+  encode(text: string): Promise<Encoded> { return this.host.request("tokenizer", "encode", [text]) as Promise<Encoded>; }
+  encodeBatch(texts: string[]): Promise<Encoded[]> { return this.host.request("tokenizer", "encodeBatch", [texts]) as Promise<Encoded[]>; }
+  decode(ids: readonly number[]): Promise<string> { return this.host.request("tokenizer", "decode", [ids]) as Promise<string>; }
+  tokenText(id: number): Promise<string> { return this.host.request("tokenizer", "tokenText", [id]) as Promise<string>; }
+  tokenToId(token: string): Promise<number | undefined> { return this.host.request("tokenizer", "tokenToId", [token]) as Promise<number | undefined>; }
+}
+
+/**
+ * The edits of a hosted model: an EditSet on the main thread whose every change is also posted to
+ * the worker's EditSet. Reads (list, get, all) answer from the mirror; `withOnly` works as in-thread.
+ */
+class MirroredEdits extends EditSet {
+  constructor(private readonly host: HostedModel, config: ModelConfig) {
+    // The mirror stacks no factors: only the worker's engine computes.
+    super({ setEditFactors: () => {} }, config);
+  }
+
+  override apply(edit: Edit | Omit<Edit, "id">): string {
+    const id = super.apply(edit);
+    this.host.post("apply", [{ ...edit, id }]);
+    return id;
+  }
+
+  override undo(id: string): Edit {
+    const edit = super.undo(id);
+    this.host.post("undo", [id]);
+    return edit;
+  }
+
+  override clear(): void {
+    super.clear();
+    this.host.post("clear", []);
+  }
+
+  override enableOnly(ids?: readonly string[]): void {
+    super.enableOnly(ids);
+    this.host.post("enableOnly", [ids]);
+  }
+}
+
+/** tsx's ESM API, which the worker registers when the library runs from its TypeScript sources. */
+function tsxApi(): string {
+  try {
+    return import.meta.resolve("tsx/esm/api");
+  } catch (e) {
+    throw new RomeError("ERR_WORKER", "rome-node runs from its TypeScript sources, and its worker needs tsx to load them; install tsx or build dist/ (npm run build:ts)", { cause: e });
+  }
+}
+
+export class HostedModel {
+  readonly config: ModelConfig;
+  readonly fingerprint: string;
+  readonly threads: number;
+  readonly batchSize: number;
+  readonly sourceDir?: string;
+  readonly tokenizer: HostedTokenizer;
+  /** Edits applied to this model; the same API as `Model.edits`. */
+  readonly edits: EditSet;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  /** Why calls now fail (the worker died or the model was disposed). */
+  private failure?: RomeError;
+
+  private constructor(private readonly worker: Worker, info: ModelInfo) {
+    this.config = info.config;
+    this.fingerprint = info.fingerprint;
+    this.threads = info.threads;
+    this.batchSize = info.batchSize;
+    this.sourceDir = info.sourceDir;
+    this.tokenizer = new HostedTokenizer(this);
+    this.edits = new MirroredEdits(this, info.config);
+    worker.on("message", (m: FromWorker) => this.receive(m));
+    worker.on("error", (e: Error) => this.fail(`failed: ${e.message}`));
+    worker.on("exit", (code) => this.fail(`exited with code ${code}`));
+    worker.unref();
+  }
+
+  /** Starts a worker thread and loads the model directory there (see Model.load for the options). */
+  static load(dir: string, options: Omit<LoadOptions, "worker"> = {}): Promise<HostedModel> {
+    const here = import.meta.url;
+    const fromSources = here.endsWith(".ts");
+    const init: WorkerInit = {
+      module: new URL(`./worker.${fromSources ? "ts" : "js"}`, here).href,
+      tsx: fromSources ? tsxApi() : undefined,
+      dir,
+      options,
+    };
+    // The entry is plain JavaScript in lib/ (shipped with the package): ../../lib/host/ from both lib/host/ and dist/host/.
+    const worker = new Worker(new URL("../../lib/host/worker-entry.mjs", here), { workerData: init, execArgv: [] });
+    return new Promise((resolve, reject) => {
+      const onExit = (code: number) => reject(new RomeError("ERR_WORKER", `the model's worker thread exited with code ${code} while loading ${dir}`));
+      const onError = (e: Error) => { worker.off("exit", onExit); reject(new RomeError("ERR_WORKER", `the model's worker thread failed while loading ${dir}: ${e.message}`, { cause: e })); };
+      worker.once("error", onError);
+      worker.once("exit", onExit);
+      worker.once("message", (m: FromWorker) => {
+        worker.off("error", onError);
+        worker.off("exit", onExit);
+        if (m.type === "ready") {
+          resolve(new HostedModel(worker, m.info));
+        } else {
+          reject(m.type === "failed" ? reviveError(m.error) : new RomeError("ERR_WORKER", `unexpected first message ${m.type} from the model's worker`));
+          void worker.terminate();
+        }
+      });
+    });
+  }
+
+  /** Logits (V) of the next token after each prompt. */
+  nextTokenLogits(...args: Parameters<Model["nextTokenLogits"]>): ReturnType<Model["nextTokenLogits"]> {
+    return this.request("model", "nextTokenLogits", args) as ReturnType<Model["nextTokenLogits"]>;
+  }
+
+  /** The `topK` most likely next tokens after each prompt, with probabilities. */
+  predict(...args: Parameters<Model["predict"]>): ReturnType<Model["predict"]> {
+    return this.request("model", "predict", args) as ReturnType<Model["predict"]>;
+  }
+
+  /** Generates a continuation (text only, prompt excluded) with a KV cache. */
+  generate(...args: Parameters<Model["generate"]>): ReturnType<Model["generate"]> {
+    return this.request("model", "generate", args) as ReturnType<Model["generate"]>;
+  }
+
+  /** Teacher-forced log-probability of `target` after `prompt` for each pair. */
+  logprob(...args: Parameters<Model["logprob"]>): ReturnType<Model["logprob"]> {
+    return this.request("model", "logprob", args) as ReturnType<Model["logprob"]>;
+  }
+
+  /** Runs token ids through the model, recording the requested states per layer. */
+  forward(...args: Parameters<Model["forward"]>): ReturnType<Model["forward"]> {
+    return this.request("model", "forward", args) as ReturnType<Model["forward"]>;
+  }
+
+  /** Runs a hosted free function (lib/host/functions.ts) on the worker; the model argument is `null` here. */
+  callFunction(name: HostedFunctionName, args: unknown[]): Promise<unknown> {
+    return this.request("function", name, args);
+  }
+
+  /**
+   * Frees the model and ends its worker. Calls still pending reject with ERR_WORKER, and so does
+   * every later call. Disposing twice is harmless.
+   */
+  async dispose(): Promise<void> {
+    if (this.failure) return;
+    this.failure = new RomeError("ERR_WORKER", "this model was disposed; load it again to use it");
+    this.worker.ref();
+    const done = new Promise<void>((resolve) => {
+      this.worker.on("message", (m: FromWorker) => m.type === "disposed" && resolve());
+      this.worker.once("exit", () => resolve());
+    });
+    this.worker.postMessage({ type: "dispose" } satisfies ToWorker);
+    await done;
+    await this.worker.terminate();
+    this.rejectAll(this.failure);
+  }
+
+  /** Posts a call and resolves with its result. Callbacks and AbortSignals in options are proxied. */
+  request(target: Target, name: string, args: readonly unknown[]): Promise<unknown> {
+    if (this.failure) return Promise.reject(this.failure);
+    const split = splitArgs(args);
+    if (split.abort?.aborted) return Promise.reject(new AbortError(split.abort.reason));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const p: Pending = { resolve, reject, callbacks: split.fns, signal: split.abort };
+      if (split.abort) {
+        p.onAbort = () => this.worker.postMessage({ type: "abort", id } satisfies ToWorker);
+        split.abort.addEventListener("abort", p.onAbort, { once: true });
+      }
+      this.worker.postMessage({ type: "call", id, target, name, args: split.args, callbacks: split.callbacks, signal: split.signal } satisfies ToWorker);
+      this.pending.set(id, p);
+      this.worker.ref();
+    });
+  }
+
+  /** Posts an edit operation already applied to the mirror; its failure would leave the two apart, so it ends the host. */
+  post(op: "apply" | "undo" | "clear" | "enableOnly", args: unknown[]): void {
+    this.request("edits", op, args).catch((e: Error) => {
+      if (!this.failure) this.fail(`could not repeat edits.${op} (${e.message}), so its edits no longer match the main thread's`);
+    });
+  }
+
+  private receive(m: FromWorker): void {
+    if (m.type !== "result" && m.type !== "error" && m.type !== "callback") return;
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    if (m.type === "callback") {
+      try {
+        p.callbacks.get(slotKey(m.slot))?.(...m.args);
+      } catch (e) {
+        // as in-thread, a callback that throws ends its call: reject it, and stop the worker's side if it can be aborted
+        this.settle(m.id, p);
+        p.reject(e as Error);
+        this.worker.postMessage({ type: "abort", id: m.id } satisfies ToWorker);
+      }
+      return;
+    }
+    this.settle(m.id, p);
+    if (m.type === "result") p.resolve(m.value);
+    else p.reject(reviveError(m.error, p.signal));
+  }
+
+  private settle(id: number, p: Pending): void {
+    this.pending.delete(id);
+    if (p.onAbort) p.signal!.removeEventListener("abort", p.onAbort);
+    if (this.pending.size === 0) this.worker.unref();
+  }
+
+  private fail(why: string): void {
+    if (this.failure) return;
+    this.failure = new RomeError("ERR_WORKER", `the model's worker thread ${why}; load the model again`);
+    this.rejectAll(this.failure);
+    void this.worker.terminate();
+  }
+
+  private rejectAll(error: RomeError): void {
+    for (const [id, p] of [...this.pending]) {
+      this.settle(id, p);
+      p.reject(error);
+    }
+  }
+}
