@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from "node:path";
 import { RomeError } from "../lib/errors.js";
 import { exportCheckpoint, exportEdits, loadEdits } from "../lib/edit/export.js";
+import { memit } from "../lib/edit/memit.js";
 import { rome } from "../lib/edit/rome.js";
 import { computeStats, loadStats } from "../lib/edit/stats.js";
 import { loadCheckpoint } from "../lib/model/checkpoint.js";
@@ -177,4 +178,12 @@ test.serial("a malformed .json corpus is ERR_STATS; a cache folder that cannot b
   t.false(s.cached);
   t.is(s.path, undefined);
   t.true(w.some((m) => /could not write the statistics cache/.test(m)));
+});
+
+test.serial("memit refuses statistics of another model too, unless forceStats", async (t) => {
+  const stats = await computeStats(model, { layer: 1, texts: TEXTS, cacheDir: false });
+  const foreign = { ...stats, modelFingerprint: "0123456789abcdef0123456789abcdef" };
+  const request = { prompt: "{} is located in the city of", subject: "Castle of Berkbre", targetNew: "Berlin" };
+  const e = await t.throwsAsync(memit(model, [request], { layers: [1], stats: [foreign], contextTemplates: ["{}"] }), { instanceOf: RomeError });
+  t.is((e as RomeError).code, "ERR_STATS_MISMATCH");
 });

@@ -12,7 +12,7 @@ import { prepareBatch, type MemitRequest, type PreparedBatch, type SharedSubject
 import { spreadUpdates, type LayerFactors, type LayerReport, type LayerSolver } from "./memit-spread.js";
 import { checkTemplateGroups, memitTemplates } from "./memit-templates.js";
 import { computeTargets, type TargetsResult } from "./memit-z.js";
-import type { Stats } from "./stats.js";
+import { checkStatsFor, type Stats } from "./stats.js";
 
 export interface MemitOptions extends CallOptions {
   /** Edited layers, ascending. Default: the model family's hyperparameters. */
@@ -27,8 +27,10 @@ export interface MemitOptions extends CallOptions {
   hparams?: Partial<MemitHparams>;
   /** Requests whose targets are optimised in one batched run (memory grows with it). Default 32. */
   targetChunk?: number;
+  /** Use statistics computed for another model (another fingerprint). Default false: ERR_STATS_MISMATCH. */
+  forceStats?: boolean;
 }
-export const MEMIT_OPTIONS = ["layers", "stats", "contextTemplates", "seed", "hparams", "targetChunk", ...CALL_OPTIONS] as const;
+export const MEMIT_OPTIONS = ["layers", "stats", "contextTemplates", "seed", "hparams", "targetChunk", "forceStats", ...CALL_OPTIONS] as const;
 
 export interface MemitEdit {
   id: string;
@@ -64,7 +66,7 @@ export async function setupBatch(model: Model, requests: readonly MemitRequest[]
   const stats = new Map<number, Stats>();
   if (!Array.isArray(options.stats)) throw new RomeError("ERR_STATS", `${where} needs { stats: [...] }, the statistics of each edited layer (computeStats(model, { layers: [${layers.join(", ")}], corpus }))`);
   for (const s of options.stats) {
-    if (s.dim !== cfg.nInner) throw new RomeError("ERR_STATS", `statistics of ${s.dim} dimensions; this model's MLP keys have ${cfg.nInner}`);
+    checkStatsFor(model, s, options.forceStats);
     stats.set(s.layer, s);
   }
   const missing = layers.filter((l) => !stats.has(l));

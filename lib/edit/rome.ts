@@ -8,7 +8,7 @@ import type { Model } from "../runtime/model.js";
 import { resolveHparams, type RomeHparams } from "./hparams.js";
 import { keysAt, meanRows } from "./keys.js";
 import { locateSubject } from "./lookup.js";
-import type { Stats } from "./stats.js";
+import { checkStatsFor, type Stats } from "./stats.js";
 import { checkTemplates, contextTemplates, fillTemplate } from "./templates.js";
 import { checkGuard, rankOneUpdate, solveStats, type GuardOptions, type UpdateForm } from "./update.js";
 import { computeValue, type ValueStep } from "./value.js";
@@ -81,12 +81,7 @@ export async function rome(model: Model, request: RomeRequest, options: RomeOpti
   if (options.stats && options.stats.layer !== layer && Number.isFinite(options.stats.layer)) {
     throw new RomeError("ERR_STATS", `the statistics are of layer ${options.stats.layer} but the edit is at layer ${layer}`);
   }
-  const foreign = options.stats?.modelFingerprint;
-  if (foreign && foreign !== model.fingerprint && options.forceStats !== true) {
-    throw new RomeError("ERR_STATS_MISMATCH", `the statistics were computed for another model (fingerprint ${foreign}, this model's is ${model.fingerprint}); ` +
-      "compute them for this model with computeStats, or pass { forceStats: true } to use them anyway");
-  }
-  if (options.stats && options.stats.dim !== cfg.nInner) throw new RomeError("ERR_STATS", `the statistics are ${options.stats.dim}-dimensional; this model's MLP keys have ${cfg.nInner}`);
+  if (options.stats) checkStatsFor(model, options.stats, options.forceStats);
   const tok = model.tokenizer;
 
   // Templates

@@ -176,6 +176,23 @@ export async function computeStatsLayers(model: Model, options: MultiStatsOption
 }
 
 /**
+ * Throws unless `stats` can be used for edits of `model`: ERR_STATS_MISMATCH when they were
+ * computed for another model (their fingerprint differs) unless `force`; ERR_NOT_FINITE when mom2
+ * holds NaN or infinity or has the wrong length; ERR_STATS when their dimension is not the MLP's.
+ */
+export function checkStatsFor(model: Model, stats: Stats, force = false): void {
+  const foreign = stats.modelFingerprint;
+  if (foreign && foreign !== model.fingerprint && force !== true) {
+    throw new RomeError("ERR_STATS_MISMATCH", `the statistics were computed for another model (fingerprint ${foreign}, this model's is ${model.fingerprint}); ` +
+      "compute them for this model with computeStats, or pass { forceStats: true } to use them anyway");
+  }
+  if (!(stats.mom2 instanceof Float64Array && stats.mom2.length === stats.dim * stats.dim && stats.mom2.every(Number.isFinite))) {
+    throw new RomeError("ERR_NOT_FINITE", `the statistics' mom2 must be a Float64Array of ${stats.dim}² finite values (it holds NaN or infinity, or has the wrong length)`);
+  }
+  if (stats.dim !== model.config.nInner) throw new RomeError("ERR_STATS", `the statistics are ${stats.dim}-dimensional; this model's MLP keys have ${model.config.nInner}`);
+}
+
+/**
  * Reads statistics written by computeStats, or a reference file with `mom2` (and `count` metadata).
  * A file with a content hash that does not match its bytes is ERR_STATS_CORRUPT; non-finite values
  * are ERR_NOT_FINITE.

@@ -169,6 +169,7 @@ const EVAL_OPTIONS = ["recordsPerCall", "generation", "onProgress"] as const;
  */
 export async function evaluateRecords(model: Model, records: readonly CounterFactRecord[], options: EvaluateOptions = {}): Promise<RecordMetrics[]> {
   checkOptionNames("evaluateRecords", options, EVAL_OPTIONS);
+  records = parseCounterFact(records, "evaluateRecords records"); // a malformed record is ERR_DATASET, not a TypeError
   const per = checkInt("recordsPerCall", options.recordsPerCall ?? 32, 1, 4096);
   const gen = options.generation === true ? {} : options.generation || undefined;
   if (gen) checkOptionNames("generation", gen, ["maxLength", "topK", "seed"]);

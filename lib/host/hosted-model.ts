@@ -3,6 +3,7 @@
 // Edits keep a main-thread mirror (the same EditSet code validates and assigns ids synchronously),
 // and each edit operation is posted in order, so any later call sees it. A worker that dies rejects
 // the pending calls and every later call with ERR_WORKER; the model must then be loaded again.
+import { AsyncLocalStorage } from "node:async_hooks";
 import { Worker } from "node:worker_threads";
 import { RomeError } from "../errors.js";
 import type { ModelConfig } from "../model/config.js";
@@ -36,6 +37,9 @@ export class HostedTokenizer {
  * the worker's EditSet. Reads (list, get, all) answer from the mirror; `withOnly` works as in-thread.
  */
 class MirroredEdits extends EditSet {
+  /** The ids of the innermost `withOnly` scope; each call made inside it carries them to the worker. */
+  readonly scope = new AsyncLocalStorage<readonly string[]>();
+
   constructor(private readonly host: HostedModel, config: ModelConfig) {
     // The mirror stacks no factors: only the worker's engine computes.
     super({ setEditFactors: () => {} }, config);
@@ -62,6 +66,10 @@ class MirroredEdits extends EditSet {
     super.enableOnly(ids);
     this.host.post("enableOnly", [ids]);
   }
+
+  override withOnly<T>(ids: readonly string[], fn: () => Promise<T>): Promise<T> {
+    return this.scope.run([...ids], () => super.withOnly(ids, fn));
+  }
 }
 
 /** tsx's ESM API, which the worker registers when the library runs from its TypeScript sources. */
@@ -82,6 +90,7 @@ export class HostedModel {
   readonly tokenizer: HostedTokenizer;
   /** Edits applied to this model; the same API as `Model.edits`. */
   readonly edits: EditSet;
+  private readonly mirror: MirroredEdits;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   /** Why calls now fail (the worker died or the model was disposed). */
@@ -94,7 +103,7 @@ export class HostedModel {
     this.batchSize = info.batchSize;
     this.sourceDir = info.sourceDir;
     this.tokenizer = new HostedTokenizer(this);
-    this.edits = new MirroredEdits(this, info.config);
+    this.edits = this.mirror = new MirroredEdits(this, info.config);
     worker.on("message", (m: FromWorker) => this.receive(m));
     worker.on("error", (e: Error) => this.fail(`failed: ${e.message}`));
     worker.on("exit", (code) => this.fail(`exited with code ${code}`));
@@ -191,7 +200,8 @@ export class HostedModel {
         p.onAbort = () => this.worker.postMessage({ type: "abort", id } satisfies ToWorker);
         split.abort.addEventListener("abort", p.onAbort, { once: true });
       }
-      this.worker.postMessage({ type: "call", id, target, name, args: split.args, callbacks: split.callbacks, signal: split.signal } satisfies ToWorker);
+      const scope = target === "edits" ? undefined : this.mirror.scope.getStore();
+      this.worker.postMessage({ type: "call", id, target, name, args: split.args, callbacks: split.callbacks, signal: split.signal, scope } satisfies ToWorker);
       this.pending.set(id, p);
       this.worker.ref();
     });

@@ -33,7 +33,8 @@ export type Target = "model" | "tokenizer" | "edits" | "function";
 export type Slot = readonly [number, string];
 
 export type ToWorker =
-  | { type: "call"; id: number; target: Target; name: string; args: unknown[]; callbacks: Slot[]; signal?: Slot }
+  /** `scope`: the edit ids of the caller's `edits.withOnly` scope, which the worker runs the call in. */
+  | { type: "call"; id: number; target: Target; name: string; args: unknown[]; callbacks: Slot[]; signal?: Slot; scope?: readonly string[] }
   | { type: "abort"; id: number }
   | { type: "dispose" };
 

@@ -36,8 +36,8 @@ export interface LogprobResult {
   sum: number;
   /** Mean over target tokens (the reference's per-token NLL is −mean). */
   mean: number;
-  /** Per target token: id, text and log-probability. */
-  tokens: { id: number; token: string; logprob: number }[];
+  /** Per target token: id, text, log-probability, and whether it is the most likely token there (token accuracy). */
+  tokens: { id: number; token: string; logprob: number; top1: boolean }[];
 }
 export interface GenerateOptions {
   /** Tokens to generate. Default 20. */
@@ -229,9 +229,9 @@ export class Model {
       chunk.forEach((_, b) => {
         const tids = targets[s + b]!.ids;
         const tokens = tids.map((id) => {
-          const lp = logSoftmaxAt(logits!.subarray(row * V, (row + 1) * V), id);
+          const l = logits!.subarray(row * V, (row + 1) * V);
           row++;
-          return { id, token: this.tokenizer.tokenText(id), logprob: lp };
+          return { id, token: this.tokenizer.tokenText(id), logprob: logSoftmaxAt(l, id), top1: l.every((x) => x <= l[id]!) };
         });
         const sum = tokens.reduce((a, t) => a + t.logprob, 0);
         results.push({ sum, mean: sum / tokens.length, tokens });
