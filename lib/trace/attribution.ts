@@ -15,6 +15,7 @@ import { emitContext, emitEditedMlp } from "../arch/segments.js";
 import { RomeError } from "../errors.js";
 import { attentionBias, padBatch } from "../runtime/batch.js";
 import { throwIfAborted, type CallOptions } from "../runtime/call.js";
+import type { EditView } from "../runtime/edit-view.js";
 import type { FlopMeter } from "../runtime/engine.js";
 import { headFlops, layerFlops } from "../runtime/flops.js";
 import type { Model } from "../runtime/model.js";
@@ -92,6 +93,8 @@ async function build(model: Model): Promise<ort.InferenceSession> {
 /** What attribution needs of a prepared trace: the prompt, the answer and both runs' states. */
 export interface AttributionContext {
   model: Model;
+  /** The call's edit set (its factors feed the gradient graph's edit inputs). */
+  edits: EditView;
   ids: number[];
   /** Noise samples N: rows of `corrupted`. */
   N: number;
@@ -164,7 +167,7 @@ export async function attributionGrids(ctx: AttributionContext, kinds: readonly 
   for (let l = 0; l < L; l++) {
     feeds[AG.zMid(l)] = f32(zeros, [N, T, D]);
     feeds[AG.zPost(l)] = f32(zeros, [N, T, D]);
-    const f = model.engine.editFactorsOf(l);
+    const f = ctx.edits.factors(l);
     const R = f?.rank ?? 0;
     feeds[`edit_u_${l}`] = f32(f?.u ?? new Float32Array(0), [cfg.nInner, R]);
     feeds[`edit_v_${l}`] = f32(f?.v ?? new Float32Array(0), [R, D]);
