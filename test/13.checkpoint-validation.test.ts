@@ -131,3 +131,19 @@ test("a config with zero layers, heads or vocabulary is ERR_CONFIG", (t) => {
     t.is(loadError(variant(t, () => {}, { [key]: 0 })).code, "ERR_CONFIG", key);
   }
 });
+
+test("a tensor stored in two shards is ERR_SHARD_INDEX naming it", (t) => {
+  const dir = tempDir(t);
+  const tensors = tinyfactsTensors();
+  const names = Object.keys(tensors);
+  const a = Object.fromEntries(names.slice(0, 40).map((n) => [n, tensors[n]!]));
+  const b = Object.fromEntries(names.slice(39).map((n) => [n, tensors[n]!]));
+  writeSafetensors(join(dir, "a.safetensors"), a);
+  writeSafetensors(join(dir, "b.safetensors"), b);
+  const weightMap = Object.fromEntries(names.map((n, i) => [n, i < 40 ? "a.safetensors" : "b.safetensors"]));
+  writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ weight_map: weightMap }));
+  copyFileSync(join(TINYFACTS, "config.json"), join(dir, "config.json"));
+  const e = loadError(dir);
+  t.is(e.code, "ERR_SHARD_INDEX");
+  t.true(e.message.includes(`'${names[39]}'`));
+});

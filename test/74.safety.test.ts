@@ -8,6 +8,7 @@ import { locateSubject } from "../lib/edit/lookup.js";
 import { rome } from "../lib/edit/rome.js";
 import { contextTemplates, fillTemplate } from "../lib/edit/templates.js";
 import { loadEdits } from "../lib/edit/export.js";
+import { evaluateRecords } from "../lib/eval/counterfact.js";
 import { heatmapSvg } from "../lib/trace/heatmap.js";
 import { patchActivations } from "../lib/trace/patching.js";
 import { Model } from "../lib/runtime/model.js";
@@ -100,4 +101,14 @@ test("every options object rejects misspelt names; user vectors and numbers are 
   t.regex(await code(contextTemplates(model, { lenghts: [[5, 1]] } as never)), /^ERR_ARGUMENT: Unknown option 'lenghts'/);
   t.regex(await code(Promise.resolve().then(() => heatmapSvg({ scores: [[0]], tokens: ["a"], subjectRange: [0, 1], lowScore: 0, kind: "resid", window: 1, answer: { token: "a" } }, { vMax: 1 } as never))), /^ERR_ARGUMENT: Unknown option 'vMax'/);
   t.regex(await code(Promise.resolve().then(() => loadEdits("x.safetensors", model, { forced: true } as never))), /^ERR_ARGUMENT: Unknown option 'forced'/);
+});
+
+test("statistics holding NaN are ERR_NOT_FINITE in rome(), not a LAPACK argument error; malformed records are ERR_DATASET", async (t) => {
+  const F = model.config.nInner;
+  const mom2 = new Float64Array(F * F);
+  for (let i = 0; i < F; i++) mom2[i * F + i] = 1;
+  mom2[5] = NaN;
+  const stats = { layer: 1, count: 1, mom2, dim: F, modelFingerprint: model.fingerprint, corpusFingerprint: "", cached: false };
+  t.regex(await code(rome(model, REQUEST, { stats, contextTemplates: ["{}"], hparams: { vNumGradSteps: 1 } })), /^ERR_NOT_FINITE/);
+  t.regex(await code(evaluateRecords(model, [{ case_id: 0 } as never])), /^ERR_DATASET: .*requested_rewrite/);
 });

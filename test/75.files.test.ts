@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from "node:path";
 import { RomeError } from "../lib/errors.js";
 import { exportCheckpoint, exportEdits, loadEdits } from "../lib/edit/export.js";
+import { memit } from "../lib/edit/memit.js";
 import { rome } from "../lib/edit/rome.js";
 import { computeStats, loadStats } from "../lib/edit/stats.js";
 import { loadCheckpoint } from "../lib/model/checkpoint.js";
@@ -131,7 +132,7 @@ test.serial("loadEdits: malformed metadata or factors are ERR_EDITS_FILE, never 
   t.is(errorOf(() => loadEdits(join(dir, "other.safetensors"), model)).code, "ERR_EDITS_FILE");
 });
 
-test.serial("exportCheckpoint writes the directory whole, replaces only earlier exports, removes stale temporaries", (t) => {
+test.serial("exportCheckpoint writes the directory whole, replaces only earlier exports, removes stale temporaries", async (t) => {
   const root = tempDir(t);
   const id = model.edits.apply({ layer: 1, u: new Float32Array(model.config.nInner).fill(0.01), v: new Float32Array(model.config.nEmbd).fill(0.02) });
   try {
@@ -142,12 +143,12 @@ test.serial("exportCheckpoint writes the directory whole, replaces only earlier 
     writeFileSync(join(root, `.ckpt.${dead}.0badc0de.tmp`, "model.safetensors"), "partial");
     writeFileSync(join(root, `.edits.safetensors.${dead}.12345678.tmp`), "partial");
     writeFileSync(join(root, `.keep.${process.pid}.12345678.tmp`), "in flight");
-    exportCheckpoint(model, out);
+    await exportCheckpoint(model, out);
     t.deepEqual(readdirSync(root).sort(), [`.keep.${process.pid}.12345678.tmp`, "ckpt"]);
     t.is(loadCheckpoint(out).weights.size, 4 + 12 * 6);
 
     // An earlier export is replaced whole.
-    exportCheckpoint(model, out);
+    await exportCheckpoint(model, out);
     t.true(loadCheckpoint(out).fingerprint.length > 0);
     t.deepEqual(readdirSync(root).filter((n) => n.startsWith(".ckpt")), []);
 
@@ -155,9 +156,9 @@ test.serial("exportCheckpoint writes the directory whole, replaces only earlier 
     const other = join(root, "mine");
     mkdirSync(other);
     writeFileSync(join(other, "notes.txt"), "keep me");
-    t.is(errorOf(() => exportCheckpoint(model, other)).code, "ERR_IO");
+    t.is((await t.throwsAsync(exportCheckpoint(model, other), { instanceOf: RomeError }))!.code, "ERR_IO");
     t.is(readFileSync(join(other, "notes.txt"), "utf8"), "keep me");
-    t.is(errorOf(() => exportCheckpoint(model, join(root, "absent", "ckpt"))).code, "ERR_IO");
+    t.is((await t.throwsAsync(exportCheckpoint(model, join(root, "absent", "ckpt")), { instanceOf: RomeError }))!.code, "ERR_IO");
     t.false(existsSync(join(root, "absent")));
     t.deepEqual(readdirSync(root).filter((n) => n.startsWith(".") && !n.startsWith(".keep")), []);
 
@@ -177,4 +178,12 @@ test.serial("a malformed .json corpus is ERR_STATS; a cache folder that cannot b
   t.false(s.cached);
   t.is(s.path, undefined);
   t.true(w.some((m) => /could not write the statistics cache/.test(m)));
+});
+
+test.serial("memit refuses statistics of another model too, unless forceStats", async (t) => {
+  const stats = await computeStats(model, { layer: 1, texts: TEXTS, cacheDir: false });
+  const foreign = { ...stats, modelFingerprint: "0123456789abcdef0123456789abcdef" };
+  const request = { prompt: "{} is located in the city of", subject: "Castle of Berkbre", targetNew: "Berlin" };
+  const e = await t.throwsAsync(memit(model, [request], { layers: [1], stats: [foreign], contextTemplates: ["{}"] }), { instanceOf: RomeError });
+  t.is((e as RomeError).code, "ERR_STATS_MISMATCH");
 });

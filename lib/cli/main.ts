@@ -2,7 +2,7 @@
 // The rome-node command line: predictions, generation, causal traces of one fact or a dataset,
 // and a demo on the bundled TinyFacts model. Errors print their code and exit with status 2.
 import { Command, InvalidArgumentError } from "commander";
-import { dirname, extname, join } from "node:path";
+import { basename, dirname, extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { RomeError } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
@@ -18,6 +18,11 @@ import { defaultHparams } from "../edit/hparams.js";
 import { fillTemplate } from "../edit/templates.js";
 import { readKnownFacts } from "../trace/known.js";
 import { Progress } from "./progress.js";
+import { readEditDataset } from "../eval/datasets.js";
+import { EDIT_METHODS, EDIT_MODES, runEdits, type EditMethod, type EditMode } from "../eval/edit-run.js";
+import { runPlotSvg, summarizeRun, summaryCsv } from "../eval/run-summary.js";
+import { defaultMemitHparams } from "../edit/memit-hparams.js";
+import { computeStatsLayers } from "../edit/stats.js";
 import { checkInputFile, checkOutputDir, checkOutputFile, checkParentDir, checkPromptTemplate, checkText } from "./validate.js";
 
 const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -184,7 +189,7 @@ program.command("edit")
       };
       await show("before");
       let bar: Progress | undefined;
-      const stats = await computeStats(m, { layer, corpus: o.corpus, onProgress: (d, n) => (bar ??= new Progress("statistics (tokens)", n)).update(d) });
+      const stats = await computeStats(m, { layer, corpus: o.corpus, onProgress: (p) => (bar ??= new Progress("statistics (tokens)", p.total)).update(p.done) });
       const edit = await rome(m, { prompt: o.prompt, subject: o.subject, targetNew: o.targetNew }, {
         stats, layer, form: o.form, hparams: o.steps ? { vNumGradSteps: o.steps } : undefined,
       });
@@ -193,7 +198,53 @@ program.command("edit")
       console.log(`layer ${edit.layer}, ${edit.form}: ‖ΔW‖ ${edit.norms.update.toFixed(3)} (‖W‖ ${edit.norms.weight.toFixed(3)}), ` +
         `${edit.losses.length} value steps, final loss ${edit.losses.at(-1)!.loss.toFixed(4)}, ${edit.seconds.total.toFixed(2)} s`);
       if (o.exportEdits) { exportEdits(m, o.exportEdits); console.log(`wrote ${o.exportEdits}`); }
-      if (o.exportCheckpoint) { exportCheckpoint(m, o.exportCheckpoint); console.log(`wrote ${o.exportCheckpoint}`); }
+      if (o.exportCheckpoint) { await exportCheckpoint(m, o.exportCheckpoint); console.log(`wrote ${o.exportCheckpoint}`); }
+    });
+  });
+
+program.command("eval")
+  .description("an editing study: edit dataset records with a method and mode, score them, resumable; a summary (JSON, CSV) and a plot")
+  .requiredOption("--method <method>", "rome, r-rome, memit or alphaedit")
+  .requiredOption("--mode <mode>", "alone, sequential or batch")
+  .requiredOption("-d, --dataset <file>", "CounterFact, zsRE (MEND schema) or single-file schema JSON")
+  .requiredOption("-o, --out <file>", "JSON lines, one per record (alone) or batch; resumed when it exists")
+  .option("--batch-size <n>", "records per batch (sequential, batch)", positive, 10)
+  .option("-n, --n <n>", "records to edit (the first n)", positive)
+  .option("--untouched <n>", "facts after the edited ones probed for top-1 accuracy (sequential, batch)", int, 200)
+  .option("-c, --corpus <file>", "text corpus for the key statistics (default: the model's train.txt)")
+  .option("--steps <n>", "value/target optimisation steps (default: the model family's)", positive)
+  .action(async (o: { method: EditMethod; mode: EditMode; dataset: string; out: string; batchSize: number; n?: number; untouched: number; corpus?: string; steps?: number }) => {
+    if (!EDIT_METHODS.includes(o.method)) throw new RomeError("ERR_ARGUMENT", `--method must be one of ${EDIT_METHODS.join(", ")}`);
+    if (!EDIT_MODES.includes(o.mode)) throw new RomeError("ERR_ARGUMENT", `--mode must be one of ${EDIT_MODES.join(", ")}`);
+    checkInputFile("-d/--dataset", o.dataset);
+    const corpus = o.corpus ?? join(program.opts().model, "train.txt");
+    checkInputFile("-c/--corpus", corpus);
+    const { records: all } = readEditDataset(o.dataset);
+    const n = Math.min(o.n ?? all.length, all.length);
+    const records = all.slice(0, n);
+    const untouched = all.slice(n, n + o.untouched);
+    await withModel(program.opts(), async (m) => {
+      const layers = o.method === "memit" || o.method === "alphaedit" ? defaultMemitHparams(m.config).layers : [defaultHparams(m.config).layer];
+      let sbar: Progress | undefined;
+      const stats = await computeStatsLayers(m, { layers, corpus, onProgress: (p) => (sbar ??= new Progress("statistics (tokens)", p.total)).update(p.done) });
+      const total = o.mode === "alone" ? n : Math.ceil(n / o.batchSize);
+      const bar = new Progress(`${o.method} ${o.mode}`, total);
+      const lines = await runEdits(m, records, {
+        method: o.method, mode: o.mode, batchSize: o.batchSize, out: o.out, stats, untouched, ...(o.steps ? { hparams: { vNumGradSteps: o.steps } } : {}),
+        onLine: (done, _t, line) => bar.update(done, `ES ${(100 * line.scores.reduce((a, s) => a + s.es, 0) / line.scores.length).toFixed(0)}%`),
+      });
+      const summary = summarizeRun(lines);
+      const base = o.out.replace(/\.jsonl$/, "");
+      writeFileAtomic(`${base}.summary.json`, JSON.stringify({ method: o.method, mode: o.mode, batchSize: o.batchSize, dataset: o.dataset, ...summary }, null, 2));
+      writeFileAtomic(`${base}.summary.csv`, summaryCsv(summary));
+      const svg = runPlotSvg(lines, `${o.method}, ${o.mode}${o.mode === "alone" ? "" : ` (batches of ${o.batchSize})`}: ${basename(o.dataset)}`);
+      writeFileAtomic(`${base}.svg`, svg);
+      writeFileAtomic(`${base}.png`, svgToPng(svg));
+      const pctOf = (k: string) => summary.metrics[k] ? `${(100 * summary.metrics[k]!.mean).toFixed(1)} [${(100 * summary.metrics[k]!.lo).toFixed(1)}, ${(100 * summary.metrics[k]!.hi).toFixed(1)}]` : "n/a";
+      console.log(`${summary.records} records in ${summary.lines} lines: ES ${pctOf("es")}, PS ${pctOf("ps")}, NS ${pctOf("ns")} (% with 95% intervals)` +
+        `${summary.esSoFar !== undefined ? `, ES of all edits ${(100 * summary.esSoFar).toFixed(1)}` : ""}${summary.untouched !== undefined ? `, untouched top-1 ${(100 * summary.untouched).toFixed(1)}` : ""}`);
+      console.log(`seconds: ${Object.entries(summary.seconds).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ")}`);
+      console.log(`wrote ${base}.summary.json, ${base}.summary.csv, ${base}.svg, ${base}.png`);
     });
   });
 

@@ -8,7 +8,7 @@ import { RomeError } from "../errors.js";
 import type { ModelConfig } from "../model/config.js";
 import type { Encoded } from "../model/tokenizer.js";
 import { AbortError } from "../runtime/call.js";
-import { EditSet, type Edit } from "../runtime/edits.js";
+import { EditSet, type Edit, type NewEdit } from "../runtime/edits.js";
 import type { LoadOptions, Model } from "../runtime/model.js";
 import type { HostedFunctionName } from "./functions.js";
 import { reviveError, slotKey, splitArgs, type FromWorker, type ModelInfo, type Target, type ToWorker, type WorkerInit } from "./protocol.js";
@@ -37,11 +37,10 @@ export class HostedTokenizer {
  */
 class MirroredEdits extends EditSet {
   constructor(private readonly host: HostedModel, config: ModelConfig) {
-    // The mirror stacks no factors: only the worker's engine computes.
-    super({ setEditFactors: () => {} }, config);
+    super(config);
   }
 
-  override apply(edit: Edit | Omit<Edit, "id">): string {
+  override apply(edit: NewEdit): string {
     const id = super.apply(edit);
     this.host.post("apply", [{ ...edit, id }]);
     return id;
@@ -82,6 +81,7 @@ export class HostedModel {
   readonly tokenizer: HostedTokenizer;
   /** Edits applied to this model; the same API as `Model.edits`. */
   readonly edits: EditSet;
+  private readonly mirror: MirroredEdits;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   /** Why calls now fail (the worker died or the model was disposed). */
@@ -94,7 +94,7 @@ export class HostedModel {
     this.batchSize = info.batchSize;
     this.sourceDir = info.sourceDir;
     this.tokenizer = new HostedTokenizer(this);
-    this.edits = new MirroredEdits(this, info.config);
+    this.edits = this.mirror = new MirroredEdits(this, info.config);
     worker.on("message", (m: FromWorker) => this.receive(m));
     worker.on("error", (e: Error) => this.fail(`failed: ${e.message}`));
     worker.on("exit", (code) => this.fail(`exited with code ${code}`));
@@ -179,7 +179,10 @@ export class HostedModel {
     this.rejectAll(this.failure);
   }
 
-  /** Posts a call and resolves with its result. Callbacks and AbortSignals in options are proxied. */
+  /**
+   * Posts a call and resolves with its result. Callbacks and AbortSignals in options are proxied;
+   * a call made inside `edits.withOnly` carries the scope's edit ids, and runs in the same scope.
+   */
   request(target: Target, name: string, args: readonly unknown[]): Promise<unknown> {
     if (this.failure) return Promise.reject(this.failure);
     const split = splitArgs(args);
@@ -191,7 +194,8 @@ export class HostedModel {
         p.onAbort = () => this.worker.postMessage({ type: "abort", id } satisfies ToWorker);
         split.abort.addEventListener("abort", p.onAbort, { once: true });
       }
-      this.worker.postMessage({ type: "call", id, target, name, args: split.args, callbacks: split.callbacks, signal: split.signal } satisfies ToWorker);
+      const scope = target === "edits" ? undefined : this.mirror.scoped()?.ids; // the innermost withOnly scope's edits travel with the call
+      this.worker.postMessage({ type: "call", id, target, name, args: split.args, callbacks: split.callbacks, signal: split.signal, scope } satisfies ToWorker);
       this.pending.set(id, p);
       this.worker.ref();
     });

@@ -46,7 +46,8 @@ async function call(m: Extract<ToWorker, { type: "call" }>, model: Model, contro
     (args[m.signal[0]] as Record<string, unknown>)[m.signal[1]] = controller.signal;
   }
   try {
-    const result = await invoke(model, m.target, m.name, args);
+    const run = () => invoke(model, m.target, m.name, args);
+    const result = await (m.scope ? model.edits.withOnly(m.scope, run) : run());
     const { value, transfer } = forTransfer(result);
     post({ type: "result", id: m.id, value }, transfer);
   } catch (e) {

@@ -61,8 +61,14 @@ export function checkTensorNames(
   dir: string, arch: ArchDescription, config: ModelConfig,
   needed: readonly string[], located: ReadonlyMap<string, string>, stored: Iterable<string>,
 ): void {
+  const names = [...stored];
+  const once = new Set<string>();
+  const twice = names.filter((n) => once.has(n) || !once.add(n));
+  if (twice.length) {
+    throw new RomeError("ERR_SHARD_INDEX", `${dir}: tensor(s) stored in more than one shard, so which one is meant is ambiguous: ${list([...new Set(twice)].map((n) => `'${n}'`))}`);
+  }
   const missing = needed.filter((n) => !located.has(n));
-  const layersInCheckpoint = layerCount([...stored]);
+  const layersInCheckpoint = layerCount(names);
   if (missing.length) {
     const layers = missingLayers(config.nLayer, needed, missing);
     throw new RomeError("ERR_MISSING_TENSOR",
@@ -71,7 +77,7 @@ export function checkTensorNames(
       `: ${list(missing.map((n) => `'${arch.prefixes[0]}${n}'`))}`);
   }
   const used = new Set(located.values());
-  const unused = [...stored].filter((n) => !used.has(n) && !arch.ignoredTensors?.(n, config));
+  const unused = names.filter((n) => !used.has(n) && !arch.ignoredTensors?.(n, config));
   if (unused.length) {
     const more = layersInCheckpoint > config.nLayer ? ` The checkpoint has ${layersInCheckpoint} layers but config.json says ${config.nLayer}; fix n_layer.` : "";
     throw new RomeError("ERR_UNUSED_TENSOR",
@@ -81,10 +87,18 @@ export function checkTensorNames(
 
 /** Throws ERR_NOT_FINITE naming the tensor and the first bad index when `data` holds NaN or ±Infinity. */
 export function checkFinite(path: string, name: string, data: Float32Array): void {
-  // x − x is 0 for finite x and NaN otherwise: one branch-free pass, then a search only on failure.
-  let acc = 0;
-  for (let i = 0; i < data.length; i++) acc += data[i]! - data[i]!;
-  if (acc === 0) return;
+  // x − x is 0 for finite x and NaN otherwise: one branch-free pass (four independent sums, so the
+  // additions overlap), then a search only on failure.
+  let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  const n4 = data.length - (data.length % 4);
+  for (let i = 0; i < n4; i += 4) {
+    a0 += data[i]! - data[i]!;
+    a1 += data[i + 1]! - data[i + 1]!;
+    a2 += data[i + 2]! - data[i + 2]!;
+    a3 += data[i + 3]! - data[i + 3]!;
+  }
+  for (let i = n4; i < data.length; i++) a0 += data[i]! - data[i]!;
+  if (a0 + a1 + a2 + a3 === 0) return;
   const at = data.findIndex((x) => !Number.isFinite(x));
   throw new RomeError("ERR_NOT_FINITE", `${path}: tensor '${name}' holds ${data[at]} at index ${at}; the checkpoint is corrupt (weights must be finite)`);
 }
