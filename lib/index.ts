@@ -1,6 +1,6 @@
 // rome-node's public API: load a GPT-style checkpoint, trace where a fact lives, edit it.
 export { RomeError, type RomeErrorCode } from "./errors.js";
-export { Model, type LoadOptions, type Prediction, type LogprobResult, type GenerateOptions } from "./runtime/model.js";
+export { Model, type LoadOptions, type ModelCallOptions, type Prediction, type LogprobResult, type GenerateOptions } from "./runtime/model.js";
 export type { ModelConfig } from "./model/config.js";
 export type { Site } from "./runtime/engine.js";
 export type { TraceOptions, TraceResult } from "./trace/trace.js";
@@ -18,7 +18,8 @@ export type { MemitRequest } from "./edit/memit-requests.js";
 export { readEditDataset, type EditRecord, type EditDataset } from "./eval/datasets.js";
 export { runEdits, type EditRunOptions, type RunLine } from "./eval/edit-run.js";
 export { summarizeRun } from "./eval/run-summary.js";
-export type { Edit, EditSummary, EditSet } from "./runtime/edits.js";
+export type { Edit, RankOneEdit, LowRankEdit, NewEdit, EditSelection, EditSummary, EditSet } from "./runtime/edits.js";
+export { EditView, type EditFactors, type LayerFactors } from "./runtime/edit-view.js";
 export { nativeCapabilities, setNativeThreads } from "./native.js";
 export type { ActivationPatch, PatchOptions, PatchResult } from "./trace/patching.js";
 export { readCounterFact, summarize, type CounterFactRecord } from "./eval/counterfact.js";
@@ -28,4 +29,4 @@ export { retentionCurve, retentionByAge, compareRetention, type RetentionCompari
 export { trace, traceKinds, traceSevered, traceDataset, patchActivations, computeStats, computeStatsLayers, loadStats, rome, evaluateRecords,
   exportEdits, loadEdits, exportCheckpoint, type Hostable } from "./host/api.js";
 export { HostedModel, HostedTokenizer } from "./host/hosted-model.js";
-export { AbortError, type CallOptions, type Progress } from "./runtime/call.js";
+export { AbortError, type CallOptions, type Progress, type ProgressFn } from "./runtime/call.js";

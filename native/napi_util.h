@@ -19,6 +19,7 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <initializer_list>
 #include <memory>
@@ -103,7 +104,7 @@ class PromiseWorker : public Napi::AsyncWorker {
   struct Copy {
     std::string name;
     Napi::Reference<Napi::TypedArray> holder;
-    std::unique_ptr<uint8_t[]> data;
+    std::unique_ptr<uint8_t, void (*)(void*)> data{nullptr, std::free};
     size_t bytes = 0, elem = 0;
     int64_t upper_n = 0;  // > 0: only the upper triangle of an (upper_n, upper_n) matrix moves
     bool write = false;

@@ -22,6 +22,7 @@ import { IO } from "../lib/arch/segments.js";
 import type { ArchDescription, EmitContext, Weights } from "../lib/arch/types.js";
 import type { ModelConfig } from "../lib/model/config.js";
 import { attentionBias, padBatch, type Batch } from "../lib/runtime/batch.js";
+import { EditView } from "../lib/runtime/edit-view.js";
 import { headFlops, layerFlops } from "../lib/runtime/flops.js";
 import { Model } from "../lib/runtime/model.js";
 import { arg, printTable, time, writeResults } from "./bench-util.js";
@@ -143,7 +144,7 @@ for (const { B, T } of shapes) {
   const rows = B * T;
 
   // correctness: both paths agree on the logits
-  const segLogits = (await model.engine.run(padBatch(seqs), { head })).logits!;
+  const segLogits = (await model.engine.run(padBatch(seqs), { edits: EditView.NONE, head })).logits!;
   let maxDiff = NaN;
   if (mono) {
     const monoLogits = (await mono.run(monoFeeds(cfg, padBatch(seqs), head)))[IO.logits]!.data as Float32Array;
@@ -163,7 +164,7 @@ for (const { B, T } of shapes) {
   const xData = new Float32Array(rows * D).map((_, i) => ((i * 40503) % 997) / 997 - 0.5);
   const mmFeeds = { x: new ort.Tensor("float32", xData, [rows, D]) };
 
-  const segFn = () => { const batch = padBatch(seqs); return model.engine.run(batch, { head }); };
+  const segFn = () => { const batch = padBatch(seqs); return model.engine.run(batch, { edits: EditView.NONE, head }); };
   const monoFn = mono ? () => mono.run(monoFeeds(cfg, padBatch(seqs), head)) : undefined;
   const segMed: number[] = [];
   const monoMed: number[] = [];

@@ -12,6 +12,7 @@ import { SafetensorsFile } from "../lib/model/safetensors.js";
 import { padBatch, splitBatch } from "../lib/runtime/batch.js";
 import { Model } from "../lib/runtime/model.js";
 import { ROOT, tempDir } from "./helpers.js";
+import { EditView } from "../lib/runtime/edit-view.js";
 
 const FIXTURES = join(ROOT, "test", "fixtures", "arch");
 const V = 1409;
@@ -40,7 +41,7 @@ function logSoftmaxRows(logits: Float32Array, n: number): Float64Array {
 async function logprobs(model: Model, seqs: number[][]): Promise<Float64Array> {
   const batch = padBatch(seqs);
   const select = seqs.flatMap((s, b) => s.map((_, p) => [b, batch.pad[b]! + p] as const));
-  const r = await model.engine.run(batch, { head: select });
+  const r = await model.engine.run(batch, { edits: EditView.NONE, head: select });
   return logSoftmaxRows(r.logits!, select.length);
 }
 
@@ -81,11 +82,11 @@ test("llama: a run continued from a grouped key/value cache (rotary offsets of t
   const model = await Model.fromWeights(ckpt.arch, ckpt.config, ckpt.weights, { threads: 1 });
   const seqs = [[15, 200, 1307, 653, 254, 843, 676, 761, 779], [66, 1087, 266, 982, 841]];
   const batch = padBatch(seqs);
-  const whole = await model.engine.run(batch, { head: [[0, 8], [1, 8]] });
+  const whole = await model.engine.run(batch, { edits: EditView.NONE, head: [[0, 8], [1, 8]] });
   const { head, tail } = splitBatch(batch, 6);
-  const first = await model.engine.run(head, { keepCache: true });
+  const first = await model.engine.run(head, { edits: EditView.NONE, keepCache: true });
   t.deepEqual(first.cache!.key[0]!.length, 2 * ckpt.config.nKvHead * 6 * ckpt.config.headDim);
-  const rest = await model.engine.run(tail, { cache: first.cache, head: [[0, 2], [1, 2]] });
+  const rest = await model.engine.run(tail, { edits: EditView.NONE, cache: first.cache, head: [[0, 2], [1, 2]] });
   let max = 0;
   for (let i = 0; i < whole.logits!.length; i++) max = Math.max(max, Math.abs(whole.logits![i]! - rest.logits![i]!));
   t.true(max < 1e-4, `max |Δ logit| ${max}`);

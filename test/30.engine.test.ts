@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { RomeError } from "../lib/errors.js";
 import { padBatch, sliceColumns, splitBatch } from "../lib/runtime/batch.js";
+import { EditView } from "../lib/runtime/edit-view.js";
 import { Model } from "../lib/runtime/model.js";
 import { maxAbsDiff, TINYFACTS } from "./helpers.js";
 
@@ -44,15 +45,15 @@ test("greedy continuations with the KV cache are identical to PyTorch's", async 
 
 test("KV-cached decoding gives the logits of a full recomputation", async (t) => {
   const ids: number[] = golden.prompts[1].ids;
-  const full = await model.engine.run(padBatch([ids]), { head: ids.map((_, i) => [0, i] as const) });
+  const full = await model.engine.run(padBatch([ids]), { edits: EditView.NONE, head: ids.map((_, i) => [0, i] as const) });
   const V = model.config.vocabSize;
   const prefix = ids.slice(0, 4);
-  let run = await model.engine.run(padBatch([prefix]), { keepCache: true, head: [[0, 3]] });
+  let run = await model.engine.run(padBatch([prefix]), { edits: EditView.NONE, keepCache: true, head: [[0, 3]] });
   let batch = padBatch([prefix]);
   const { nextStep } = await import("../lib/runtime/batch.js");
   for (let i = 4; i < ids.length; i++) {
     batch = nextStep(batch, [ids[i]!]);
-    run = await model.engine.run(batch, { cache: run.cache, keepCache: true, head: [[0, 0]] });
+    run = await model.engine.run(batch, { edits: EditView.NONE, cache: run.cache, keepCache: true, head: [[0, 0]] });
     const d = maxAbsDiff(run.logits!, full.logits!.subarray(i * V, (i + 1) * V));
     t.true(d <= 1e-4, `position ${i}: max diff ${d}`);
   }
@@ -71,10 +72,10 @@ test("padding is invisible: a batch of different lengths equals each prompt alon
 test("a run started at layer l from recorded states, and one stopped early, agree with the full run", async (t) => {
   const ids: number[] = golden.prompts[2].ids;
   const batch = padBatch([ids]);
-  const full = await model.engine.run(batch, { record: ["resid_pre", "resid_post"], head: [[0, ids.length - 1]] });
-  const resumed = await model.engine.run(batch, { from: { layer: 3, resid: full.records.resid_pre![3]! }, head: [[0, ids.length - 1]] });
+  const full = await model.engine.run(batch, { edits: EditView.NONE, record: ["resid_pre", "resid_post"], head: [[0, ids.length - 1]] });
+  const resumed = await model.engine.run(batch, { edits: EditView.NONE, from: { layer: 3, resid: full.records.resid_pre![3]! }, head: [[0, ids.length - 1]] });
   t.is(maxAbsDiff(resumed.logits!, full.logits!), 0);
-  const early = await model.engine.run(batch, { stopLayer: 2 });
+  const early = await model.engine.run(batch, { edits: EditView.NONE, stopLayer: 2 });
   t.is(maxAbsDiff(early.resid, full.records.resid_post![1]!), 0);
 });
 
@@ -83,12 +84,12 @@ test("a split batch (first columns with their cache, then the rest from layer l)
   const batch = padBatch(ids); // rows of different lengths: the split falls inside some rows' padding
   const { B, T } = batch;
   const D = model.config.nEmbd;
-  const full = await model.engine.run(batch, { record: ["resid_pre"] });
+  const full = await model.engine.run(batch, { edits: EditView.NONE, record: ["resid_pre"] });
   for (const at of [1, Math.floor(T / 2), T - 1]) {
     const { head, tail } = splitBatch(batch, at);
     const from = { layer: 2, resid: full.records.resid_pre![2]! };
-    const first = await model.engine.run(head, { from: { layer: 2, resid: sliceColumns(from.resid, B, T, D, 0, at) }, keepCache: true });
-    const rest = await model.engine.run(tail, { from: { layer: 2, resid: sliceColumns(from.resid, B, T, D, at, T) }, cache: first.cache! });
+    const first = await model.engine.run(head, { edits: EditView.NONE, from: { layer: 2, resid: sliceColumns(from.resid, B, T, D, 0, at) }, keepCache: true });
+    const rest = await model.engine.run(tail, { edits: EditView.NONE, from: { layer: 2, resid: sliceColumns(from.resid, B, T, D, at, T) }, cache: first.cache! });
     t.deepEqual([tail.past, tail.T, head.T], [at, T - at, at]);
     const want = sliceColumns(full.resid, B, T, D, at, T);
     const scale = want.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
@@ -101,9 +102,10 @@ test("a split batch (first columns with their cache, then the rest from layer l)
 test("hooks see and can patch every intermediate state", async (t) => {
   const ids: number[] = golden.prompts[0].ids;
   const batch = padBatch([ids]);
-  const base = await model.engine.run(batch, { head: [[0, ids.length - 1]] });
+  const base = await model.engine.run(batch, { edits: EditView.NONE, head: [[0, ids.length - 1]] });
   const seen: string[] = [];
   const zeroed = await model.engine.run(batch, {
+    edits: EditView.NONE,
     head: [[0, ids.length - 1]],
     hooks: {
       tokEmbed: () => seen.push("embed"),

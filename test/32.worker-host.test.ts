@@ -6,7 +6,7 @@ import test from "ava";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { computeStats, exportEdits, HostedModel, loadEdits, loadStats, Model, rome, RomeError, trace, traceKinds } from "../lib/index.js";
+import { computeStats, exportEdits, HostedModel, loadEdits, loadStats, Model, rome, RomeError, trace, traceKinds, type RankOneEdit } from "../lib/index.js";
 import { AbortError } from "../lib/runtime/call.js";
 import { tempDir, TINYFACTS } from "./helpers.js";
 
@@ -84,7 +84,7 @@ test.serial("a ROME edit made on the worker is the in-thread edit; apply, undo a
   const editsFile = join(tempDir(t), "edits.safetensors");
   await exportEdits(hosted, editsFile);
   const [loaded] = await loadEdits(editsFile, hosted);
-  t.true(bytes(loaded!.u).equals(bytes(eh.u)));
+  t.true(bytes((loaded as RankOneEdit).u).equals(bytes(eh.u)));
 
   hosted.edits.undo(id);
   local.edits.undo(localId);
@@ -102,7 +102,7 @@ test.serial("errors come back as RomeErrors with their codes, aborts as AbortErr
   t.is(err?.cause, reason);
 
   const progress: number[][] = [];
-  await trace(hosted, { ...TRACE, onProgress: (done: number, total: number) => progress.push([done, total]) });
+  await trace(hosted, { ...TRACE, onProgress: (p) => progress.push([p.done, p.total]) });
   t.true(progress.length > 0);
   t.deepEqual(progress.at(-1)![0], progress.at(-1)![1], "the last report reaches the total");
   await t.throwsAsync(trace(hosted, { ...TRACE, onProgress: () => { throw new Error("from the callback"); } }), { message: "from the callback" });

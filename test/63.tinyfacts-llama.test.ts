@@ -14,6 +14,7 @@ import { Model } from "../lib/runtime/model.js";
 import { patchActivations } from "../lib/trace/patching.js";
 import { traceKinds } from "../lib/trace/trace.js";
 import { maxAbsDiff, ROOT, TINYFACTS } from "./helpers.js";
+import { EditView } from "../lib/runtime/edit-view.js";
 
 const DIR = join(ROOT, "models", "tinyfacts-llama");
 const golden = JSON.parse(readFileSync(join(DIR, "golden.json"), "utf8")) as {
@@ -40,7 +41,7 @@ test("token ids, last-position logits (≤ 1e-4), greedy continuations, residual
   for (const p of golden.prompts) {
     const [ids] = await model.encodePrompts([p.prompt]);
     t.deepEqual(ids, p.ids);
-    const r = await model.engine.run(padBatch([ids!]), { head: [[0, ids!.length - 1]], record: p.resid_post ? ["resid_post", "mlp_key"] : [] });
+    const r = await model.engine.run(padBatch([ids!]), { edits: EditView.NONE, head: [[0, ids!.length - 1]], record: p.resid_post ? ["resid_post", "mlp_key"] : [] });
     worst = Math.max(worst, maxAbsDiff(r.logits!, p.last_logits));
     t.deepEqual(await model.generateIds(ids!, { maxTokens: p.greedy_ids.length }), p.greedy_ids, p.prompt);
     if (p.resid_post && p.mlp_key) {

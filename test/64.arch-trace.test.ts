@@ -9,6 +9,7 @@ import { padBatch } from "../lib/runtime/batch.js";
 import { Model } from "../lib/runtime/model.js";
 import { traceKinds, traceSevered } from "../lib/trace/trace.js";
 import { ROOT, TINYFACTS } from "./helpers.js";
+import { EditView } from "../lib/runtime/edit-view.js";
 
 const FIXTURES = join(ROOT, "test", "fixtures", "arch");
 const PROMPT = "Castle of Berkbre is located in the city of";
@@ -49,8 +50,8 @@ test("gpt_neox with use_parallel_residual false runs the sequential block, and t
   t.true(parallel.engine.mlpReadsBlockInput);
   t.false(sequential.engine.mlpReadsBlockInput);
   const ids = [[1408, 1114, 214, 817, 433, 584]];
-  const a = await parallel.engine.run(padBatch(ids), { head: [[0, 5]], record: ["resid_mid", "mlp_out"] });
-  const b = await sequential.engine.run(padBatch(ids), { head: [[0, 5]], record: ["resid_mid", "mlp_out"] });
+  const a = await parallel.engine.run(padBatch(ids), { edits: EditView.NONE, head: [[0, 5]], record: ["resid_mid", "mlp_out"] });
+  const b = await sequential.engine.run(padBatch(ids), { edits: EditView.NONE, head: [[0, 5]], record: ["resid_mid", "mlp_out"] });
   // Same attention half-block, different MLP input.
   t.deepEqual(a.records.resid_mid![0], b.records.resid_mid![0]);
   t.notDeepEqual(a.records.mlp_out![0], b.records.mlp_out![0]);

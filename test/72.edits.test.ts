@@ -57,7 +57,7 @@ test.serial("apply changes the fact, undo restores every logit bit for bit, subs
   // Export the edit file and a merged checkpoint while the edit is applied.
   const dir = tempDir(t);
   exportEdits(model, join(dir, "edits.safetensors"));
-  exportCheckpoint(model, join(dir, "ckpt"));
+  await exportCheckpoint(model, join(dir, "ckpt"));
 
   // A second edit stacked on top; selecting only the first reproduces it bit for bit.
   const edit2 = await rome(model, { prompt: "{} is located in the country of", subject: "Castle of Berkbre", targetNew: "Greece" },

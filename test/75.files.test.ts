@@ -132,7 +132,7 @@ test.serial("loadEdits: malformed metadata or factors are ERR_EDITS_FILE, never 
   t.is(errorOf(() => loadEdits(join(dir, "other.safetensors"), model)).code, "ERR_EDITS_FILE");
 });
 
-test.serial("exportCheckpoint writes the directory whole, replaces only earlier exports, removes stale temporaries", (t) => {
+test.serial("exportCheckpoint writes the directory whole, replaces only earlier exports, removes stale temporaries", async (t) => {
   const root = tempDir(t);
   const id = model.edits.apply({ layer: 1, u: new Float32Array(model.config.nInner).fill(0.01), v: new Float32Array(model.config.nEmbd).fill(0.02) });
   try {
@@ -143,12 +143,12 @@ test.serial("exportCheckpoint writes the directory whole, replaces only earlier 
     writeFileSync(join(root, `.ckpt.${dead}.0badc0de.tmp`, "model.safetensors"), "partial");
     writeFileSync(join(root, `.edits.safetensors.${dead}.12345678.tmp`), "partial");
     writeFileSync(join(root, `.keep.${process.pid}.12345678.tmp`), "in flight");
-    exportCheckpoint(model, out);
+    await exportCheckpoint(model, out);
     t.deepEqual(readdirSync(root).sort(), [`.keep.${process.pid}.12345678.tmp`, "ckpt"]);
     t.is(loadCheckpoint(out).weights.size, 4 + 12 * 6);
 
     // An earlier export is replaced whole.
-    exportCheckpoint(model, out);
+    await exportCheckpoint(model, out);
     t.true(loadCheckpoint(out).fingerprint.length > 0);
     t.deepEqual(readdirSync(root).filter((n) => n.startsWith(".ckpt")), []);
 
@@ -156,9 +156,9 @@ test.serial("exportCheckpoint writes the directory whole, replaces only earlier 
     const other = join(root, "mine");
     mkdirSync(other);
     writeFileSync(join(other, "notes.txt"), "keep me");
-    t.is(errorOf(() => exportCheckpoint(model, other)).code, "ERR_IO");
+    t.is((await t.throwsAsync(exportCheckpoint(model, other), { instanceOf: RomeError }))!.code, "ERR_IO");
     t.is(readFileSync(join(other, "notes.txt"), "utf8"), "keep me");
-    t.is(errorOf(() => exportCheckpoint(model, join(root, "absent", "ckpt"))).code, "ERR_IO");
+    t.is((await t.throwsAsync(exportCheckpoint(model, join(root, "absent", "ckpt")), { instanceOf: RomeError }))!.code, "ERR_IO");
     t.false(existsSync(join(root, "absent")));
     t.deepEqual(readdirSync(root).filter((n) => n.startsWith(".") && !n.startsWith(".keep")), []);
 

@@ -189,7 +189,7 @@ program.command("edit")
       };
       await show("before");
       let bar: Progress | undefined;
-      const stats = await computeStats(m, { layer, corpus: o.corpus, onProgress: (d, n) => (bar ??= new Progress("statistics (tokens)", n)).update(d) });
+      const stats = await computeStats(m, { layer, corpus: o.corpus, onProgress: (p) => (bar ??= new Progress("statistics (tokens)", p.total)).update(p.done) });
       const edit = await rome(m, { prompt: o.prompt, subject: o.subject, targetNew: o.targetNew }, {
         stats, layer, form: o.form, hparams: o.steps ? { vNumGradSteps: o.steps } : undefined,
       });
@@ -198,7 +198,7 @@ program.command("edit")
       console.log(`layer ${edit.layer}, ${edit.form}: ‖ΔW‖ ${edit.norms.update.toFixed(3)} (‖W‖ ${edit.norms.weight.toFixed(3)}), ` +
         `${edit.losses.length} value steps, final loss ${edit.losses.at(-1)!.loss.toFixed(4)}, ${edit.seconds.total.toFixed(2)} s`);
       if (o.exportEdits) { exportEdits(m, o.exportEdits); console.log(`wrote ${o.exportEdits}`); }
-      if (o.exportCheckpoint) { exportCheckpoint(m, o.exportCheckpoint); console.log(`wrote ${o.exportCheckpoint}`); }
+      if (o.exportCheckpoint) { await exportCheckpoint(m, o.exportCheckpoint); console.log(`wrote ${o.exportCheckpoint}`); }
     });
   });
 
@@ -226,7 +226,7 @@ program.command("eval")
     await withModel(program.opts(), async (m) => {
       const layers = o.method === "memit" || o.method === "alphaedit" ? defaultMemitHparams(m.config).layers : [defaultHparams(m.config).layer];
       let sbar: Progress | undefined;
-      const stats = await computeStatsLayers(m, { layers, corpus, onProgress: (d, t) => (sbar ??= new Progress("statistics (tokens)", t)).update(d) });
+      const stats = await computeStatsLayers(m, { layers, corpus, onProgress: (p) => (sbar ??= new Progress("statistics (tokens)", p.total)).update(p.done) });
       const total = o.mode === "alone" ? n : Math.ceil(n / o.batchSize);
       const bar = new Progress(`${o.method} ${o.mode}`, total);
       const lines = await runEdits(m, records, {

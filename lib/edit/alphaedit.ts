@@ -126,7 +126,7 @@ export async function alphaEdit(model: Model, requests: readonly MemitRequest[],
   const targets = await batchTargets(model, setup, rest);
   const t2 = performance.now();
   const solver = alphaEditSolver(model, state, setup.hp.l2);
-  const spread = await spreadUpdates(model, setup.batch, targets.z, setup.layers, solver.solve, rest);
+  const spread = await spreadUpdates(model, setup.batch, targets.z, setup.layers, solver.solve, { ...rest, edits: setup.edits });
   solver.commit();
   state.edited += requests.length;
   return {

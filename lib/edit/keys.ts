@@ -2,6 +2,7 @@
 // subject's last token, for a batch of located prompts, running only the layers up to the edited
 // one. k* is the mean key over the context templates.
 import { padBatch } from "../runtime/batch.js";
+import type { EditView } from "../runtime/edit-view.js";
 import type { Model } from "../runtime/model.js";
 import type { Located } from "./lookup.js";
 
@@ -12,12 +13,13 @@ export interface KeysAt {
   outputs: Float32Array;
 }
 
-export async function keysAt(model: Model, layer: number, prompts: readonly Located[]): Promise<KeysAt> {
+export async function keysAt(model: Model, layer: number, prompts: readonly Located[], edits: EditView = model.edits.view()): Promise<KeysAt> {
   const { nInner: F, nEmbd: D } = model.config;
   const batch = padBatch(prompts.map((p) => p.ids));
   let key: Float32Array | undefined; // (B, T, F)
   let out: Float32Array | undefined; // (B, T, D)
   await model.engine.run(batch, {
+    edits,
     stopLayer: layer + 1,
     needKey: (l) => l === layer,
     hooks: { mlp: (l, s) => { if (l === layer) { key = s.mlpKey; out = s.mlpOut; } } },

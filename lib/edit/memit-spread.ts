@@ -7,17 +7,12 @@
 import { RomeError } from "../errors.js";
 import { padBatch } from "../runtime/batch.js";
 import { throwIfAborted, type CallOptions } from "../runtime/call.js";
-import type { EditFactors } from "../runtime/engine.js";
+import type { EditView, LayerFactors } from "../runtime/edit-view.js";
 import type { Model } from "../runtime/model.js";
 import type { Located } from "./lookup.js";
 import type { PreparedBatch } from "./memit-requests.js";
 
-/** One layer of a batch edit: ΔW = U V with U (F, r), V (r, D), row-major, in_out layout. */
-export interface LayerFactors {
-  layer: number;
-  u: Float32Array; // (F, r)
-  v: Float32Array; // (r, D)
-}
+export type { LayerFactors };
 
 /** Computes adj (F, N) float64, row-major, for the keys K (N, F) (float32 values) at the i-th edited layer. */
 export type LayerSolver = (i: number, layer: number, keys: Float32Array) => Promise<Float64Array>;
@@ -44,11 +39,12 @@ export interface SpreadResult {
 const ROWS_PER_RUN = 256;
 
 /**
- * Spreads the targets z (N, D) at the output of block max(layers) over `layers` (ascending). The
- * model's own edits stay as they are; the batch's updates of the layers below are in effect while
- * the next layer's keys and z are read, and removed again before returning.
+ * Spreads the targets z (N, D) at the output of block max(layers) over `layers` (ascending), on the
+ * edit set `call.edits`; the batch's updates of the layers below are stacked after it (in a view of
+ * this call only) while the next layer's keys and z are read. Nothing shared changes.
  */
-export async function spreadUpdates(model: Model, batch: PreparedBatch, z: Float32Array, layers: readonly number[], solve: LayerSolver, call: CallOptions = {}): Promise<SpreadResult> {
+export async function spreadUpdates(model: Model, batch: PreparedBatch, z: Float32Array, layers: readonly number[], solve: LayerSolver, call: CallOptions & { edits?: EditView } = {}): Promise<SpreadResult> {
+  const edits = model.edits.view(call.edits); // the call's edit set, captured before any await
   const { nInner: F, nEmbd: D } = model.config;
   const N = batch.requests.length;
   const zLayer = layers[layers.length - 1]!;
@@ -61,7 +57,7 @@ export async function spreadUpdates(model: Model, batch: PreparedBatch, z: Float
     throwIfAborted(call.signal);
     const layer = layers[i]!;
     const t0 = performance.now();
-    const { keys, curZ } = await withFactors(model, done, () => readKeys(model, batch, layer, zLayer));
+    const { keys, curZ } = await readKeys(model, batch, layer, zLayer, edits.plus(done, model.config));
     const t1 = performance.now();
     const resid = new Float64Array(N * D); // (N, D)
     let zError = 0;
@@ -94,7 +90,7 @@ export async function spreadUpdates(model: Model, batch: PreparedBatch, z: Float
  * Keys (N, F) at `layer` (mean within each template group, then over groups, as float32) and the
  * current z (N, D) at the output of block `zLayer` at each bare prompt's subject-last token.
  */
-export async function readKeys(model: Model, batch: PreparedBatch, layer: number, zLayer: number): Promise<{ keys: Float32Array; curZ: Float32Array }> {
+export async function readKeys(model: Model, batch: PreparedBatch, layer: number, zLayer: number, edits: EditView): Promise<{ keys: Float32Array; curZ: Float32Array }> {
   const { nInner: F, nEmbd: D } = model.config;
   const N = batch.requests.length;
   const perRequest = batch.keyPrompts[0]!.length + 1;
@@ -105,7 +101,7 @@ export async function readKeys(model: Model, batch: PreparedBatch, layer: number
     const part = rows.slice(s, s + ROWS_PER_RUN);
     const pb = padBatch(part.map((x) => x.ids));
     let key: Float32Array | undefined; // (B, T, F)
-    const res = await model.engine.run(pb, { stopLayer: zLayer + 1, needKey: (l) => l === layer, hooks: { mlp: (l, st) => { if (l === layer) key = st.mlpKey; } } });
+    const res = await model.engine.run(pb, { edits, stopLayer: zLayer + 1, needKey: (l) => l === layer, hooks: { mlp: (l, st) => { if (l === layer) key = st.mlpKey; } } });
     part.forEach((x, b) => {
       const pos = b * pb.T + pb.pad[b]! + x.index;
       const row = s + b;
@@ -127,33 +123,6 @@ export async function readKeys(model: Model, batch: PreparedBatch, layer: number
     for (let f = 0; f < F; f++) keys[r * F + f] = acc[f]! / batch.groups.length;
   }
   return { keys, curZ };
-}
-
-/** Runs `fn` with `extra` factors stacked after the model's own edits of those layers, then restores them. */
-async function withFactors<T>(model: Model, extra: readonly LayerFactors[], fn: () => Promise<T>): Promise<T> {
-  const { nInner: F, nEmbd: D } = model.config;
-  const engine = model.engine;
-  const saved = new Map<number, EditFactors | undefined>();
-  for (const e of extra) {
-    const before = engine.editFactorsOf(e.layer); // the layers of `extra` are distinct
-    saved.set(e.layer, before);
-    const r0 = before?.rank ?? 0;
-    const r1 = e.v.length / D;
-    const u = new Float32Array(F * (r0 + r1));
-    for (let f = 0; f < F; f++) {
-      if (before) u.set(before.u.subarray(f * r0, (f + 1) * r0), f * (r0 + r1));
-      u.set(e.u.subarray(f * r1, (f + 1) * r1), f * (r0 + r1) + r0);
-    }
-    const v = new Float32Array((r0 + r1) * D);
-    if (before) v.set(before.v);
-    v.set(e.v, r0 * D);
-    engine.setEditFactors(e.layer, { rank: r0 + r1, u, v });
-  }
-  try {
-    return await fn();
-  } finally {
-    for (const [l, f] of saved) engine.setEditFactors(l, f);
-  }
 }
 
 /** ‖U V‖_F for U (F, r), V (r, D): sqrt(Σ (UᵀU) ∘ (V Vᵀ)). */

@@ -8,7 +8,8 @@ import ort from "onnxruntime-node";
 import { RomeError } from "../errors.js";
 import { attentionBias, padBatch, sliceColumns, splitBatch } from "../runtime/batch.js";
 import { throwIfAborted, type CallOptions } from "../runtime/call.js";
-import type { Model } from "../runtime/model.js";
+import type { EditView } from "../runtime/edit-view.js";
+import type { Model, ModelCallOptions } from "../runtime/model.js";
 import type { Located } from "./lookup.js";
 import { zSession, ZG } from "./memit-z-graph.js";
 import { Adam, type ValueParams, type ValueStep } from "./value.js";
@@ -37,7 +38,8 @@ const STOP_LOSS = 5e-2;
  * Optimises the targets of `requests` at the output of block `layer`, `chunk` requests per batched
  * run. Progress: phase "targets", one unit per request and step.
  */
-export async function computeTargets(model: Model, layer: number, requests: readonly TargetPrompts[], p: ValueParams & { chunk: number }, call: CallOptions = {}): Promise<TargetsResult> {
+export async function computeTargets(model: Model, layer: number, requests: readonly TargetPrompts[], p: ValueParams & { chunk: number }, call: ModelCallOptions = {}): Promise<TargetsResult> {
+  const edits = model.edits.view(call.edits); // the call's edit set, captured before any await
   const D = model.config.nEmbd;
   const R = requests.length;
   const out: TargetsResult = { z: new Float32Array(R * D), zInit: new Float32Array(R * D), losses: [], converged: [] };
@@ -45,7 +47,7 @@ export async function computeTargets(model: Model, layer: number, requests: read
   let done = 0;
   for (let c = 0; c < R; c += p.chunk) {
     const part = requests.slice(c, c + p.chunk);
-    const r = await optimiseChunk(model, layer, part, p, call, (n) => {
+    const r = await optimiseChunk(model, layer, part, p, { ...call, edits }, (n) => {
       done += n;
       call.onProgress?.({ phase: "targets", done, total });
     });
@@ -58,7 +60,8 @@ export async function computeTargets(model: Model, layer: number, requests: read
   return out;
 }
 
-async function optimiseChunk(model: Model, layer: number, requests: readonly TargetPrompts[], p: ValueParams, call: CallOptions, advance: (n: number) => void): Promise<TargetsResult> {
+async function optimiseChunk(model: Model, layer: number, requests: readonly TargetPrompts[], p: ValueParams, call: CallOptions & { edits: EditView }, advance: (n: number) => void): Promise<TargetsResult> {
+  const { edits } = call;
   const cfg = model.config;
   const D = cfg.nEmbd;
   const H = cfg.nKvHead;
@@ -81,7 +84,7 @@ async function optimiseChunk(model: Model, layer: number, requests: readonly Tar
   });
   const batch = padBatch(rows.map((x) => x.ids));
   const { B, T } = batch;
-  const lower = await model.engine.run(batch, { stopLayer: layer + 1 });
+  const lower = await model.engine.run(batch, { edits, stopLayer: layer + 1 });
   throwIfAborted(call.signal);
   const at = (b: number) => (b * T + batch.pad[b]! + rows[b]!.index) * D;
   const zInit = new Float32Array(R * D);
@@ -95,7 +98,7 @@ async function optimiseChunk(model: Model, layer: number, requests: readonly Tar
   const P0 = Math.min(...rows.map((x, b) => batch.pad[b]! + x.index));
   const W = T - P0;
   const { head: prefix, tail: win } = splitBatch(batch, P0);
-  const above = P0 > 0 ? (await model.engine.run(prefix, { from: { layer: layer + 1, resid: sliceColumns(lower.resid, B, T, D, 0, P0) }, keepCache: true })).cache! : undefined;
+  const above = P0 > 0 ? (await model.engine.run(prefix, { edits, from: { layer: layer + 1, resid: sliceColumns(lower.resid, B, T, D, 0, P0) }, keepCache: true })).cache! : undefined;
   const wat = (b: number, pos: number) => b * W + batch.pad[b]! + pos - P0;
 
   const mask = new Float32Array(B * W); // (B, W)
@@ -129,7 +132,7 @@ async function optimiseChunk(model: Model, layer: number, requests: readonly Tar
     [ZG.selectKl]: tensor(BigInt64Array.from(klRow.flatMap((b) => [BigInt(b), BigInt(batch.pad[b]! + rows[b]!.index - P0)])), [R, 2]),
   };
   for (let l = layer + 1; l < cfg.nLayer; l++) {
-    const f = model.engine.editFactorsOf(l);
+    const f = edits.factors(l);
     feeds[`past_key_${l}`] = tensor(above?.key[l] ?? new Float32Array(0), [B, H, P0, Dh]);
     feeds[`past_value_${l}`] = tensor(above?.value[l] ?? new Float32Array(0), [B, H, P0, Dh]);
     feeds[`edit_u_${l}`] = tensor(f?.u ?? new Float32Array(0), [cfg.nInner, f?.rank ?? 0]);

@@ -4,8 +4,9 @@
 // addon. The result is one edit: per layer a factor pair of rank ≤ the batch size, applied with
 // `model.edits.apply(edit)` like a ROME edit.
 import { checkInt, checkOptionNames, RomeError } from "../errors.js";
-import { CALL_OPTIONS, throwIfAborted, type CallOptions } from "../runtime/call.js";
-import type { Model } from "../runtime/model.js";
+import { CALL_OPTIONS, throwIfAborted } from "../runtime/call.js";
+import type { EditView } from "../runtime/edit-view.js";
+import type { Model, ModelCallOptions } from "../runtime/model.js";
 import { choleskyFactor, choleskySolve, momentAccumulate } from "../native.js";
 import { resolveMemitHparams, type MemitHparams } from "./memit-hparams.js";
 import { prepareBatch, type MemitRequest, type PreparedBatch, type SharedSubject } from "./memit-requests.js";
@@ -14,7 +15,8 @@ import { checkTemplateGroups, memitTemplates } from "./memit-templates.js";
 import { computeTargets, type TargetsResult } from "./memit-z.js";
 import { checkStatsFor, type Stats } from "./stats.js";
 
-export interface MemitOptions extends CallOptions {
+/** `edits`: the edits the batch is computed on (default: the model's enabled edits when the call starts). */
+export interface MemitOptions extends ModelCallOptions {
   /** Edited layers, ascending. Default: the model family's hyperparameters. */
   layers?: readonly number[];
   /** Statistics E[k kᵀ], one per edited layer (computeStats / loadStats), matched by layer. */
@@ -30,7 +32,7 @@ export interface MemitOptions extends CallOptions {
   /** Use statistics computed for another model (another fingerprint). Default false: ERR_STATS_MISMATCH. */
   forceStats?: boolean;
 }
-export const MEMIT_OPTIONS = ["layers", "stats", "contextTemplates", "seed", "hparams", "targetChunk", "forceStats", ...CALL_OPTIONS] as const;
+export const MEMIT_OPTIONS = ["layers", "stats", "contextTemplates", "seed", "hparams", "targetChunk", "forceStats", "edits", ...CALL_OPTIONS] as const;
 
 export interface MemitEdit {
   id: string;
@@ -51,10 +53,13 @@ export interface BatchSetup {
   layers: number[];
   stats: Map<number, Stats>;
   batch: PreparedBatch;
+  /** The edit set of the call, captured when it started. */
+  edits: EditView;
 }
 
 export async function setupBatch(model: Model, requests: readonly MemitRequest[], options: MemitOptions, where: string): Promise<BatchSetup> {
   checkOptionNames(where, options, MEMIT_OPTIONS);
+  const edits = model.edits.view(options.edits); // the call's edit set, captured before any await
   const cfg = model.config;
   const hp = resolveMemitHparams(cfg, options.hparams);
   const layers = [...(options.layers ?? hp.layers)];
@@ -75,7 +80,7 @@ export async function setupBatch(model: Model, requests: readonly MemitRequest[]
   else if (missing.length) throw new RomeError("ERR_STATS", `no statistics for layer(s) ${missing.join(", ")}; pass one Stats per edited layer`);
   const groups = options.contextTemplates ? checkTemplateGroups(options.contextTemplates) : await memitTemplates(model, checkInt("seed", options.seed ?? 0, 0, 2 ** 32 - 1));
   const batch = await prepareBatch(model, requests, groups);
-  return { hp, layers, stats, batch };
+  return { hp, layers, stats, batch, edits };
 }
 
 /** The batch's targets z at the output of block max(layers). */
@@ -84,7 +89,7 @@ export async function batchTargets(model: Model, setup: BatchSetup, options: Mem
   return computeTargets(model, layers[layers.length - 1]!, batch.targetPrompts, {
     steps: hp.vNumGradSteps, lr: hp.vLr, weightDecay: hp.vWeightDecay, klFactor: hp.klFactor, clampNormFactor: hp.clampNormFactor,
     chunk: checkInt("targetChunk", options.targetChunk ?? 32, 1, 1 << 20),
-  }, options);
+  }, { ...options, edits: setup.edits });
 }
 
 /** MEMIT's solver: adj = (λ C + K Kᵀ)⁻¹ K in float64 (Cholesky by the addon). */
@@ -117,7 +122,7 @@ export async function memit(model: Model, requests: readonly MemitRequest[], opt
   const targets = await batchTargets(model, setup, options);
   const t2 = performance.now();
   const solve = memitSolver(model, setup.stats, setup.hp.mom2UpdateWeight);
-  const spread = await spreadUpdates(model, setup.batch, targets.z, setup.layers, solve, options);
+  const spread = await spreadUpdates(model, setup.batch, targets.z, setup.layers, solve, { ...options, edits: setup.edits });
   return {
     id: `memit-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`,
     layers: spread.layers,

@@ -3,8 +3,9 @@
 // u and v in closed form against the key statistics. Returns the edit; `model.edits.apply(edit)`
 // applies it (as factors beside the unchanged base weights).
 import { checkInt, checkNumber, checkOptionNames, RomeError } from "../errors.js";
-import type { Edit } from "../runtime/edits.js";
-import type { Model } from "../runtime/model.js";
+import { EditView } from "../runtime/edit-view.js";
+import type { RankOneEdit } from "../runtime/edits.js";
+import type { Model, ModelCallOptions } from "../runtime/model.js";
 import { resolveHparams, type RomeHparams } from "./hparams.js";
 import { keysAt, meanRows } from "./keys.js";
 import { locateSubject } from "./lookup.js";
@@ -22,7 +23,8 @@ export interface RomeRequest {
   targetTrue?: string;
 }
 
-export interface RomeOptions {
+/** `edits`: the edit set the new edit is computed on (default: the model's enabled edits when the call starts). */
+export interface RomeOptions extends ModelCallOptions {
   /** Statistics E[k kᵀ] of the edited layer (computeStats / loadStats). Needed unless mom2Adjustment is false. */
   stats?: Stats;
   /** Edited layer. Default: the model family's hyperparameters. */
@@ -44,9 +46,9 @@ export interface RomeOptions {
    */
   forceStats?: boolean;
 }
-const OPTIONS = ["stats", "layer", "form", "contextTemplates", "seed", "hparams", "ridge", "guard", "forceStats"] as const;
+const OPTIONS = ["stats", "layer", "form", "contextTemplates", "seed", "hparams", "ridge", "guard", "forceStats", "edits", "signal", "onProgress"] as const;
 
-export interface RomeEdit extends Edit {
+export interface RomeEdit extends RankOneEdit {
   request: RomeRequest;
   form: UpdateForm;
   norms: { u: number; v: number; update: number; weight: number };
@@ -62,6 +64,7 @@ const templateCache = new WeakMap<Model, Map<string, Promise<string[]>>>();
 
 export async function rome(model: Model, request: RomeRequest, options: RomeOptions = {}): Promise<RomeEdit> {
   checkOptionNames("rome", options, OPTIONS);
+  const edits = model.edits.view(options.edits); // the call's edit set, captured before any await
   checkOptionNames("rome request", request, ["prompt", "subject", "targetNew", "targetTrue"]);
   const t0 = performance.now();
   const cfg = model.config;
@@ -94,7 +97,7 @@ export async function rome(model: Model, request: RomeRequest, options: RomeOpti
   for (const p of [...keyPrompts, bare]) model.checkLength(p.ids.length, "a templated prompt");
   const F = cfg.nInner;
   const D = cfg.nEmbd;
-  const k = await keysAt(model, layer, [...keyPrompts, bare]);
+  const k = await keysAt(model, layer, [...keyPrompts, bare], edits);
   const n = keyPrompts.length;
   const kStar = meanRows(k.keys, n, F);
   const outStar = meanRows(k.outputs, n, D);
@@ -109,7 +112,7 @@ export async function rome(model: Model, request: RomeRequest, options: RomeOpti
   const rewriting = await Promise.all(templates.map((t) => locateSubject(tok, fillTemplate(t, request.prompt) + head, request.subject)));
   for (const p of rewriting) model.checkLength(p.ids.length, "a rewriting prompt");
   const kl = await locateSubject(tok, "{} is a", request.subject);
-  const value = await computeValue(model, layer, rewriting, kl, target, {
+  const value = await computeValue(model, layer, rewriting, kl, target, edits, {
     steps: hp.vNumGradSteps, lr: hp.vLr, weightDecay: hp.vWeightDecay,
     klFactor: hp.klFactor, clampNormFactor: hp.clampNormFactor,
   });
@@ -148,7 +151,8 @@ function sampledTemplates(model: Model, hp: RomeHparams, seed: number): Promise<
   const key = JSON.stringify([hp.contextTemplateLengths, seed]);
   let t = byKey.get(key);
   if (!t) {
-    t = contextTemplates(model, { lengths: hp.contextTemplateLengths, seed });
+    // Sampled from the unedited model: the cache holds one set per model, whatever edits come and go.
+    t = contextTemplates(model, { lengths: hp.contextTemplateLengths, seed, edits: EditView.NONE });
     byKey.set(key, t);
   }
   return t;

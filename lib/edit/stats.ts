@@ -11,9 +11,10 @@ import { removeStaleTemporaries } from "../io/atomic.js";
 import { SafetensorsFile, writeSafetensors } from "../model/safetensors.js";
 import { SecondMoment } from "../native.js";
 import { padBatch } from "../runtime/batch.js";
-import type { Model } from "../runtime/model.js";
+import type { Model, ModelCallOptions } from "../runtime/model.js";
 
-export interface StatsOptions {
+/** `edits`: the edits of the layers below `layer` that the keys see (default: the model's enabled edits when the call starts). */
+export interface StatsOptions extends ModelCallOptions {
   /** Layer whose MLP key is measured. */
   layer: number;
   /** Corpus file: .txt (one text per non-empty line), .jsonl ({"text"} per line) or .json (array of strings or {text}). */
@@ -28,9 +29,8 @@ export interface StatsOptions {
   batchTokens?: number;
   /** Where statistics are cached; false disables the cache. Default: `.rome-cache/stats` in the working directory. */
   cacheDir?: string | false;
-  onProgress?: (tokens: number, total: number) => void;
 }
-const OPTIONS = ["layer", "corpus", "texts", "maxTokens", "maxSamples", "batchTokens", "cacheDir", "onProgress"] as const;
+const OPTIONS = ["layer", "corpus", "texts", "maxTokens", "maxSamples", "batchTokens", "cacheDir", "edits", "signal", "onProgress"] as const;
 
 export interface Stats {
   layer: number;
@@ -71,6 +71,7 @@ export interface MultiStatsOptions extends Omit<StatsOptions, "layer"> {
  */
 export async function computeStatsLayers(model: Model, options: MultiStatsOptions): Promise<Stats[]> {
   checkOptionNames("computeStatsLayers", options, [...OPTIONS.filter((o) => o !== "layer"), "layers"]);
+  const edits = model.edits.view(options.edits); // the call's edit set, captured before any await
   const cfg = model.config;
   if (!Array.isArray(options.layers) || options.layers.length === 0) throw new RomeError("ERR_ARGUMENT", "layers must be a non-empty array of layer indices");
   const layers = options.layers.map((l, i) => checkInt(`layers[${i}]`, l, 0, cfg.nLayer - 1));
@@ -129,7 +130,7 @@ export async function computeStatsLayers(model: Model, options: MultiStatsOption
     }
     const batch = padBatch(batchSeqs);
     const keyOf = new Map<number, Float32Array>(); // layer → (B, T, F)
-    await model.engine.run(batch, { stopLayer: top + 1, needKey: (l) => acc.has(l), hooks: { mlp: (l, s) => { if (acc.has(l)) keyOf.set(l, s.mlpKey!); } } });
+    await model.engine.run(batch, { edits, stopLayer: top + 1, needKey: (l) => acc.has(l), hooks: { mlp: (l, s) => { if (acc.has(l)) keyOf.set(l, s.mlpKey!); } } });
     const rows = batchSeqs.reduce((a, s) => a + s.length, 0);
     for (const [layer, key] of keyOf) {
       const ta = performance.now();
@@ -144,7 +145,7 @@ export async function computeStatsLayers(model: Model, options: MultiStatsOption
       accSeconds.set(layer, accSeconds.get(layer)! + (performance.now() - ta) / 1000);
     }
     done += rows;
-    options.onProgress?.(done, total);
+    options.onProgress?.({ phase: "tokens", done, total });
   }
   const seconds = (performance.now() - t0) / 1000;
   for (const layer of todo) {

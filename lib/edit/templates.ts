@@ -2,6 +2,7 @@
 // itself ("<generated text>. {}"), as the reference does, seeded so an edit is reproducible — or
 // given by the caller so two implementations can use the same ones.
 import { checkInt, checkOptionNames, RomeError } from "../errors.js";
+import type { EditSelection } from "../runtime/edits.js";
 import type { Model } from "../runtime/model.js";
 
 export interface TemplateOptions {
@@ -11,21 +12,25 @@ export interface TemplateOptions {
   topK?: number;
   /** Seed of the first sample (sample i uses seed + i). Default 0. */
   seed?: number;
+  /** The edits the sampling model runs with. Default: the model's enabled edits when the call starts. */
+  edits?: EditSelection;
+  signal?: AbortSignal;
 }
 
 /** ["{}", "<sample>. {}", ...]; samples start after <|endoftext|>, NFKD-normalised, braces removed. */
 export async function contextTemplates(model: Model, options: TemplateOptions = {}): Promise<string[]> {
-  checkOptionNames("contextTemplates", options, ["lengths", "topK", "seed"]);
+  checkOptionNames("contextTemplates", options, ["lengths", "topK", "seed", "edits", "signal"]);
   const lengths = options.lengths ?? [[5, 10], [10, 10]];
   const topK = checkInt("topK", options.topK ?? 5, 1, model.config.vocabSize);
   const seed = checkInt("seed", options.seed ?? 0, 0, 2 ** 32 - 1);
   const eos = model.config.eosTokenId;
+  const edits = model.edits.view(options.edits);
   const out = ["{}"];
   let i = 0;
   for (const [tokens, count] of lengths) {
     // The reference's max_out_len counts the prompt token: `tokens` − 1 are generated.
     for (let c = 0; c < count; c++, i++) {
-      const ids = await model.generateIds([eos], { maxTokens: Math.max(1, tokens - 1), topK, seed: seed + i });
+      const ids = await model.generateIds([eos], { maxTokens: Math.max(1, tokens - 1), topK, seed: seed + i, edits, signal: options.signal });
       const text = model.tokenizer.decode(ids).normalize("NFKD").replaceAll("\n\n", " ").replaceAll("<|endoftext|>", "");
       out.push(text.replaceAll("{", "").replaceAll("}", "") + ". {}");
     }

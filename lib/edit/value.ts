@@ -7,6 +7,7 @@
 import ort from "onnxruntime-node";
 import { RomeError } from "../errors.js";
 import { attentionBias, padBatch, sliceColumns, splitBatch } from "../runtime/batch.js";
+import type { EditView } from "../runtime/edit-view.js";
 import type { Model } from "../runtime/model.js";
 import type { Located } from "./lookup.js";
 import { valueSession, VG } from "./value-graph.js";
@@ -36,7 +37,7 @@ export interface ValueResult {
  * `rewriting`: prompts ending with the target's first tokens (target[:-1]), subject located;
  * `kl`: the "{} is a" prompt; `target`: the new object's token ids.
  */
-export async function computeValue(model: Model, layer: number, rewriting: readonly Located[], kl: Located, target: readonly number[], p: ValueParams): Promise<ValueResult> {
+export async function computeValue(model: Model, layer: number, rewriting: readonly Located[], kl: Located, target: readonly number[], edits: EditView, p: ValueParams): Promise<ValueResult> {
   const cfg = model.config;
   const D = cfg.nEmbd;
   const H = cfg.nKvHead;
@@ -47,7 +48,7 @@ export async function computeValue(model: Model, layer: number, rewriting: reado
   const { B, T } = batch;
   // Lower layers once: the residual stream after `layer` and the MLP output there.
   let mlpOut: Float32Array | undefined;
-  const lower = await model.engine.run(batch, { stopLayer: layer + 1, hooks: { mlp: (l, s) => { if (l === layer) mlpOut = s.mlpOut; } } });
+  const lower = await model.engine.run(batch, { edits, stopLayer: layer + 1, hooks: { mlp: (l, s) => { if (l === layer) mlpOut = s.mlpOut; } } });
   const at = (b: number, pos: number) => b * T + batch.pad[b]! + pos;
   const vInit = mlpOut!.slice(at(0, all[0]!.index) * D, (at(0, all[0]!.index) + 1) * D);
   const initNorm = norm(vInit);
@@ -58,7 +59,7 @@ export async function computeValue(model: Model, layer: number, rewriting: reado
   const P0 = Math.min(...all.map((x, b) => batch.pad[b]! + x.index));
   const W = T - P0;
   const { head: prefix, tail: win } = splitBatch(batch, P0);
-  const above = P0 > 0 ? (await model.engine.run(prefix, { from: { layer: layer + 1, resid: sliceColumns(lower.resid, B, T, D, 0, P0) }, keepCache: true })).cache! : undefined;
+  const above = P0 > 0 ? (await model.engine.run(prefix, { edits, from: { layer: layer + 1, resid: sliceColumns(lower.resid, B, T, D, 0, P0) }, keepCache: true })).cache! : undefined;
   const wat = (b: number, pos: number) => b * W + batch.pad[b]! + pos - P0; // window offset of (row, position)
 
   const mask = new Float32Array(B * W);
@@ -87,7 +88,7 @@ export async function computeValue(model: Model, layer: number, rewriting: reado
     [VG.selectKl]: tensor(BigInt64Array.from([BigInt(B - 1), BigInt(batch.pad[B - 1]! + kl.index - P0)]), [1, 2]),
   };
   for (let l = layer + 1; l < cfg.nLayer; l++) {
-    const f = model.engine.editFactorsOf(l);
+    const f = edits.factors(l);
     feeds[`past_key_${l}`] = tensor(above?.key[l] ?? new Float32Array(0), [B, H, P0, Dh]);
     feeds[`past_value_${l}`] = tensor(above?.value[l] ?? new Float32Array(0), [B, H, P0, Dh]);
     feeds[`edit_u_${l}`] = tensor(f?.u ?? new Float32Array(0), [cfg.nInner, f?.rank ?? 0]);

@@ -5,7 +5,9 @@
 import { describeValue as describe, readJsonFile } from "../io/json.js";
 import { RomeError, checkInt, checkOptionNames } from "../errors.js";
 import type { RomeRequest } from "../edit/rome.js";
-import type { Model } from "../runtime/model.js";
+import { throwIfAborted } from "../runtime/call.js";
+import type { EditView } from "../runtime/edit-view.js";
+import type { Model, ModelCallOptions } from "../runtime/model.js";
 import {
   bootstrapInterval, harmonicMean, magnitude, meanInterval, successRate, textEntropy,
   type Interval, type PromptScore,
@@ -154,14 +156,17 @@ export interface GenerationOptions {
   seed?: number;
 }
 
-export interface EvaluateOptions {
+/**
+ * `edits`: the edit set scored (default: the model's enabled edits when the call starts). Abort
+ * stops within one group of records; progress phase "records".
+ */
+export interface EvaluateOptions extends ModelCallOptions {
   /** Records scored per model.logprob call (which batches by the model's batchSize). Default 32; 1–4096. */
   recordsPerCall?: number;
   /** Also sample from generation_prompts and compute GE. Default false (generation is far slower than scoring). */
   generation?: boolean | GenerationOptions;
-  onProgress?: (done: number, total: number) => void;
 }
-const EVAL_OPTIONS = ["recordsPerCall", "generation", "onProgress"] as const;
+const EVAL_OPTIONS = ["recordsPerCall", "generation", "edits", "signal", "onProgress"] as const;
 
 /**
  * Scores every record on the model with its currently enabled edits. Prompt and " " + object are
@@ -169,12 +174,15 @@ const EVAL_OPTIONS = ["recordsPerCall", "generation", "onProgress"] as const;
  */
 export async function evaluateRecords(model: Model, records: readonly CounterFactRecord[], options: EvaluateOptions = {}): Promise<RecordMetrics[]> {
   checkOptionNames("evaluateRecords", options, EVAL_OPTIONS);
+  const edits = model.edits.view(options.edits); // the call's edit set, captured before any await
+  const { signal } = options;
   records = parseCounterFact(records, "evaluateRecords records"); // a malformed record is ERR_DATASET, not a TypeError
   const per = checkInt("recordsPerCall", options.recordsPerCall ?? 32, 1, 4096);
   const gen = options.generation === true ? {} : options.generation || undefined;
   if (gen) checkOptionNames("generation", gen, ["maxLength", "topK", "seed"]);
   const out: RecordMetrics[] = [];
   for (let s = 0; s < records.length; s += per) {
+    throwIfAborted(signal);
     const group = records.slice(s, s + per);
     const pairs: { prompt: string; target: string }[] = [];
     const layout = group.map((rec) => {
@@ -187,7 +195,7 @@ export async function evaluateRecords(model: Model, records: readonly CounterFac
       }
       return { start, lists };
     });
-    const lp = await model.logprob(pairs);
+    const lp = await model.logprob(pairs, { edits, signal });
     for (const [g, rec] of group.entries()) {
       let at = layout[g]!.start;
       const [rewrite, paraphrase, neighborhood] = layout[g]!.lists.map((list) =>
@@ -205,13 +213,13 @@ export async function evaluateRecords(model: Model, records: readonly CounterFac
       if (gen) {
         m.generations = [];
         for (const [j, prompt] of rec.generation_prompts.entries()) {
-          m.generations.push(await generateText(model, prompt, { ...gen, seed: (gen.seed ?? 0) + rec.case_id * 64 + j }));
+          m.generations.push(await generateText(model, prompt, { ...gen, seed: (gen.seed ?? 0) + rec.case_id * 64 + j }, { edits, signal }));
         }
         m.ge = m.generations.length ? m.generations.reduce((a, t) => a + textEntropy(t), 0) / m.generations.length : NaN;
       }
       out.push(m);
     }
-    options.onProgress?.(out.length, records.length);
+    options.onProgress?.({ phase: "records", done: out.length, total: records.length });
   }
   return out;
 }
@@ -221,14 +229,15 @@ export async function evaluateRecords(model: Model, records: readonly CounterFac
  * generate_fast returns them. TinyFacts ends sentences with <|endoftext|>; where the reference
  * would keep sampling past it, this appends it (dropped from the text) and samples on.
  */
-export async function generateText(model: Model, prompt: string, options: GenerationOptions = {}): Promise<string> {
+export async function generateText(model: Model, prompt: string, options: GenerationOptions = {}, call: { edits?: EditView; signal?: AbortSignal } = {}): Promise<string> {
+  const edits = model.edits.view(call.edits);
   checkOptionNames("generateText", options, ["maxLength", "topK", "seed"]);
   const [ids] = await model.encodePrompts([prompt]);
   const total = Math.min(checkInt("maxLength", options.maxLength ?? 100, 1, 1 << 20), model.config.nPositions);
   const seq = [...ids!];
   const eos = model.config.eosTokenId;
   for (let round = 0; seq.length < total; round++) {
-    const got = await model.generateIds(seq, { maxTokens: total - seq.length, topK: options.topK ?? 5, seed: ((options.seed ?? 0) * 1009 + round) >>> 0 });
+    const got = await model.generateIds(seq, { maxTokens: total - seq.length, topK: options.topK ?? 5, seed: ((options.seed ?? 0) * 1009 + round) >>> 0, edits, signal: call.signal });
     seq.push(...got);
     if (seq.length < total) seq.push(eos);
   }

@@ -3,13 +3,12 @@
 // Edits keep a main-thread mirror (the same EditSet code validates and assigns ids synchronously),
 // and each edit operation is posted in order, so any later call sees it. A worker that dies rejects
 // the pending calls and every later call with ERR_WORKER; the model must then be loaded again.
-import { AsyncLocalStorage } from "node:async_hooks";
 import { Worker } from "node:worker_threads";
 import { RomeError } from "../errors.js";
 import type { ModelConfig } from "../model/config.js";
 import type { Encoded } from "../model/tokenizer.js";
 import { AbortError } from "../runtime/call.js";
-import { EditSet, type Edit } from "../runtime/edits.js";
+import { EditSet, type Edit, type NewEdit } from "../runtime/edits.js";
 import type { LoadOptions, Model } from "../runtime/model.js";
 import type { HostedFunctionName } from "./functions.js";
 import { reviveError, slotKey, splitArgs, type FromWorker, type ModelInfo, type Target, type ToWorker, type WorkerInit } from "./protocol.js";
@@ -37,15 +36,11 @@ export class HostedTokenizer {
  * the worker's EditSet. Reads (list, get, all) answer from the mirror; `withOnly` works as in-thread.
  */
 class MirroredEdits extends EditSet {
-  /** The ids of the innermost `withOnly` scope; each call made inside it carries them to the worker. */
-  readonly scope = new AsyncLocalStorage<readonly string[]>();
-
   constructor(private readonly host: HostedModel, config: ModelConfig) {
-    // The mirror stacks no factors: only the worker's engine computes.
-    super({ setEditFactors: () => {} }, config);
+    super(config);
   }
 
-  override apply(edit: Edit | Omit<Edit, "id">): string {
+  override apply(edit: NewEdit): string {
     const id = super.apply(edit);
     this.host.post("apply", [{ ...edit, id }]);
     return id;
@@ -65,10 +60,6 @@ class MirroredEdits extends EditSet {
   override enableOnly(ids?: readonly string[]): void {
     super.enableOnly(ids);
     this.host.post("enableOnly", [ids]);
-  }
-
-  override withOnly<T>(ids: readonly string[], fn: () => Promise<T>): Promise<T> {
-    return this.scope.run([...ids], () => super.withOnly(ids, fn));
   }
 }
 
@@ -188,7 +179,10 @@ export class HostedModel {
     this.rejectAll(this.failure);
   }
 
-  /** Posts a call and resolves with its result. Callbacks and AbortSignals in options are proxied. */
+  /**
+   * Posts a call and resolves with its result. Callbacks and AbortSignals in options are proxied;
+   * a call made inside `edits.withOnly` carries the scope's edit ids, and runs in the same scope.
+   */
   request(target: Target, name: string, args: readonly unknown[]): Promise<unknown> {
     if (this.failure) return Promise.reject(this.failure);
     const split = splitArgs(args);
@@ -200,7 +194,7 @@ export class HostedModel {
         p.onAbort = () => this.worker.postMessage({ type: "abort", id } satisfies ToWorker);
         split.abort.addEventListener("abort", p.onAbort, { once: true });
       }
-      const scope = target === "edits" ? undefined : this.mirror.scope.getStore();
+      const scope = target === "edits" ? undefined : this.mirror.scoped()?.ids; // the innermost withOnly scope's edits travel with the call
       this.worker.postMessage({ type: "call", id, target, name, args: split.args, callbacks: split.callbacks, signal: split.signal, scope } satisfies ToWorker);
       this.pending.set(id, p);
       this.worker.ref();

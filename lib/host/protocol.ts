@@ -5,6 +5,7 @@
 import { RomeError, type RomeErrorCode } from "../errors.js";
 import type { ModelConfig } from "../model/config.js";
 import { AbortError } from "../runtime/call.js";
+import { EditView } from "../runtime/edit-view.js";
 import type { LoadOptions } from "../runtime/model.js";
 
 /** What a worker is started with (`workerData`). */
@@ -121,6 +122,8 @@ export function splitArgs(args: readonly unknown[]): { args: unknown[]; callback
       } else if (v instanceof AbortSignal) {
         signal = [i, k];
         abort = v;
+      } else if (v instanceof EditView) {
+        copy[k] = [...v.ids]; // the worker holds the same edits under the same ids
       } else {
         copy[k] = v;
       }

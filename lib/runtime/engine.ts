@@ -8,6 +8,7 @@ import type { ModelConfig } from "../model/config.js";
 import { compileAttention, compileEmbed, compileHead, compileMlp, compileScoreHead, IO } from "../arch/segments.js";
 import { RomeError } from "../errors.js";
 import { attentionBias, type Batch } from "./batch.js";
+import type { EditView } from "./edit-view.js";
 import { attnFlops, headFlops, mlpFlops } from "./flops.js";
 import { SegmentSession, type SessionOptions } from "./session.js";
 
@@ -44,6 +45,8 @@ export interface Hooks {
 }
 
 export interface RunOptions {
+  /** The edits the MLP segments apply (EditView.NONE: the base model). A run reads nothing else that edits change. */
+  edits: EditView;
   /** Start at `layer` with `resid` (B, T, D), the residual stream entering that layer. */
   from?: { layer: number; resid: Float32Array };
   /** Run layers < stopLayer only (default: all). The head runs only after the last layer. */
@@ -77,16 +80,7 @@ export interface FlopMeter {
   flops: number;
 }
 
-/** Low-rank edit factors of one layer's MLP output projection: ΔW = U V (in_out layout). */
-export interface EditFactors {
-  rank: number;
-  u: Float32Array; // (F, rank)
-  v: Float32Array; // (rank, D)
-}
-
 export class Engine {
-  private readonly editFactors = new Map<number, EditFactors>();
-
   private constructor(
     readonly config: ModelConfig,
     private readonly embedSeg: SegmentSession,
@@ -115,16 +109,6 @@ export class Engine {
     const prev = this.mlpSegs[layer]!;
     this.mlpSegs[layer] = next;
     await prev.release();
-  }
-
-  /** Sets (or, with rank 0 / undefined, clears) the edit factors every later run of `layer` uses. */
-  setEditFactors(layer: number, factors: EditFactors | undefined): void {
-    if (!factors || factors.rank === 0) this.editFactors.delete(layer);
-    else this.editFactors.set(layer, factors);
-  }
-
-  editFactorsOf(layer: number): EditFactors | undefined {
-    return this.editFactors.get(layer);
   }
 
   /** Token and position embeddings: tok, pos (B, T, D). */
@@ -165,10 +149,10 @@ export class Engine {
     return this.mlpSegs[0]?.inputNames.includes(IO.resid) ?? false;
   }
 
-  /** MLP half-block of `layer`: residMid (B, T, D); resid (B, T, D), the block's input, when `mlpReadsBlockInput`. */
-  async mlp(layer: number, B: number, T: number, residMid: Float32Array, needKey: boolean, meter?: FlopMeter, resid?: Float32Array): Promise<MlpState> {
+  /** MLP half-block of `layer` with the edits of `edits` at that layer: residMid (B, T, D); resid (B, T, D), the block's input, when `mlpReadsBlockInput`. */
+  async mlp(layer: number, B: number, T: number, residMid: Float32Array, needKey: boolean, edits: EditView, meter?: FlopMeter, resid?: Float32Array): Promise<MlpState> {
     const fetch = needKey ? [IO.residPost, IO.mlpOut, IO.mlpKey] : [IO.residPost, IO.mlpOut];
-    const f = this.editFactors.get(layer);
+    const f = edits.factors(layer);
     const R = f?.rank ?? 0;
     const seg = this.mlpSegs[layer]!;
     const feeds: Record<string, { data: Float32Array; dims: number[] }> = {
@@ -207,7 +191,7 @@ export class Engine {
   }
 
   /** Runs a batch through the layers as `opts` asks. */
-  async run(batch: Batch, opts: RunOptions = {}): Promise<RunResult> {
+  async run(batch: Batch, opts: RunOptions): Promise<RunResult> {
     const cfg = this.config;
     const { B, T } = batch;
     const D = cfg.nEmbd;
@@ -251,7 +235,7 @@ export class Engine {
       opts.hooks?.attn?.(l, { resid, residMid: a.residMid, attnOut: a.attnOut });
       rec("resid_mid", l, a.residMid);
       rec("attn_out", l, a.attnOut);
-      const m = await this.mlp(l, B, T, a.residMid, want.has("mlp_key") || (opts.needKey?.(l) ?? false), opts.meter, resid);
+      const m = await this.mlp(l, B, T, a.residMid, want.has("mlp_key") || (opts.needKey?.(l) ?? false), opts.edits, opts.meter, resid);
       opts.hooks?.mlp?.(l, m);
       rec("mlp_out", l, m.mlpOut);
       if (m.mlpKey) rec("mlp_key", l, m.mlpKey);

@@ -8,8 +8,9 @@ import type { ModelConfig } from "../model/config.js";
 import { Tokenizer } from "../model/tokenizer.js";
 import { HostedModel } from "../host/hosted-model.js";
 import { nextStep, padBatch } from "./batch.js";
+import { throwIfAborted, type CallOptions } from "./call.js";
 import { Engine, SITES, type RunResult, type Site } from "./engine.js";
-import { EditSet } from "./edits.js";
+import { EditSet, type EditSelection } from "./edits.js";
 import { logSoftmaxAt, pickToken, seededRandom, softmax, topK } from "./sampling.js";
 
 export interface LoadOptions {
@@ -25,6 +26,17 @@ export interface LoadOptions {
 }
 const LOAD_OPTIONS = ["threads", "batchSize", "worker"] as const;
 
+/** Options of every model call: the edit set it runs with, cancellation and progress. */
+export interface ModelCallOptions extends CallOptions {
+  /**
+   * The edits this call runs with: ids of applied edits (exactly those, for this call only) or an
+   * EditView. Default: the model's enabled edits when the call starts; applying, undoing or
+   * switching edits while it runs does not change its results.
+   */
+  edits?: EditSelection;
+}
+const MODEL_CALL_OPTIONS = ["edits", "signal", "onProgress"] as const;
+
 export interface Prediction { token: string; id: number; prob: number }
 export interface LogprobResult {
   /** Sum of the target tokens' log-probabilities (natural log). */
@@ -34,7 +46,7 @@ export interface LogprobResult {
   /** Per target token: id, text, log-probability, and whether it is the most likely token there (token accuracy). */
   tokens: { id: number; token: string; logprob: number; top1: boolean }[];
 }
-export interface GenerateOptions {
+export interface GenerateOptions extends ModelCallOptions {
   /** Tokens to generate. Default 20. */
   maxTokens?: number;
   /** 1 = greedy (default); k > 1 samples among the k most likely tokens. */
@@ -44,6 +56,8 @@ export interface GenerateOptions {
 }
 export interface ForwardOptions {
   record?: readonly Site[];
+  /** As ModelCallOptions.edits. */
+  edits?: EditSelection;
 }
 
 export class Model {
@@ -55,7 +69,7 @@ export class Model {
   readonly engine: Engine;
   readonly threads: number;
   readonly batchSize: number;
-  /** Edits applied to this model (rank-one factors beside the unchanged base weights). */
+  /** Edits applied to this model (low-rank factors beside the unchanged base weights). */
   readonly edits: EditSet;
   /** The directory the model was loaded from (undefined for models built in memory). */
   readonly sourceDir?: string;
@@ -74,7 +88,7 @@ export class Model {
     this.batchSize = init.batchSize;
     this.sourceDir = init.sourceDir;
     this.storedNames = init.storedNames ?? new Map([...init.weights.keys()].map((k) => [k, init.arch.prefixes[0] + k]));
-    this.edits = new EditSet(init.engine, init.config);
+    this.edits = new EditSet(init.config);
   }
 
   /** Loads a Hugging Face model directory (config.json, safetensors, tokenizer files). */
@@ -130,45 +144,61 @@ export class Model {
     }
   }
 
-  /** Last-position logits (V) for each token sequence, batched. */
-  async logitsForIds(seqs: readonly (readonly number[])[]): Promise<Float32Array[]> {
+  /**
+   * Last-position logits (V) for each token sequence, batched; progress "sequences", checked for
+   * abort between batches.
+   */
+  async logitsForIds(seqs: readonly (readonly number[])[], options: ModelCallOptions = {}): Promise<Float32Array[]> {
+    const edits = this.edits.view(options.edits);
     const V = this.config.vocabSize;
     const out: Float32Array[] = [];
     for (let s = 0; s < seqs.length; s += this.batchSize) {
+      throwIfAborted(options.signal);
       const chunk = seqs.slice(s, s + this.batchSize);
       const batch = padBatch(chunk);
-      const { logits } = await this.engine.run(batch, { head: chunk.map((_, b) => [b, batch.T - 1] as const) });
+      const { logits } = await this.engine.run(batch, { edits, head: chunk.map((_, b) => [b, batch.T - 1] as const) });
       for (let b = 0; b < chunk.length; b++) out.push(logits!.slice(b * V, (b + 1) * V));
+      options.onProgress?.({ phase: "sequences", done: out.length, total: seqs.length });
     }
     return out;
   }
 
   /** Logits (V) of the next token after each prompt. */
-  async nextTokenLogits(prompts: readonly string[]): Promise<Float32Array[]> {
-    return this.logitsForIds(await this.encodePrompts(prompts));
+  async nextTokenLogits(prompts: readonly string[], options: ModelCallOptions = {}): Promise<Float32Array[]> {
+    checkOptionNames("nextTokenLogits", options, MODEL_CALL_OPTIONS);
+    const edits = this.edits.view(options.edits);
+    throwIfAborted(options.signal);
+    return this.logitsForIds(await this.encodePrompts(prompts), { ...options, edits });
   }
 
   /** The `topK` most likely next tokens after each prompt, with probabilities. */
-  async predict(prompts: readonly string[], options: { topK?: number } = {}): Promise<Prediction[][]> {
-    checkOptionNames("predict", options, ["topK"]);
+  async predict(prompts: readonly string[], options: ModelCallOptions & { topK?: number } = {}): Promise<Prediction[][]> {
+    checkOptionNames("predict", options, ["topK", ...MODEL_CALL_OPTIONS]);
     const k = checkInt("topK", options.topK ?? 5, 1, this.config.vocabSize);
-    const logits = await this.nextTokenLogits(prompts);
+    const { topK: _k, ...call } = options;
+    const logits = await this.nextTokenLogits(prompts, call);
     return logits.map((l) => {
       const p = softmax(l);
       return topK(p, k).map((id) => ({ id, token: this.tokenizer.tokenText(id), prob: p[id]! }));
     });
   }
 
-  /** Generates a continuation (text only, prompt excluded) with a KV cache. */
+  /** Generates a continuation (text only, prompt excluded) with a KV cache; progress "tokens". */
   async generate(prompt: string, options: GenerateOptions = {}): Promise<string> {
-    checkOptionNames("generate", options, ["maxTokens", "topK", "seed"]);
+    checkOptionNames("generate", options, ["maxTokens", "topK", "seed", ...MODEL_CALL_OPTIONS]);
+    const edits = this.edits.view(options.edits);
     const maxTokens = checkInt("maxTokens", options.maxTokens ?? 20, 0, this.config.nPositions);
+    throwIfAborted(options.signal);
     const [ids] = await this.encodePrompts([prompt], maxTokens);
-    return this.tokenizer.decode(await this.generateIds(ids!, { ...options, maxTokens }));
+    return this.tokenizer.decode(await this.generateIds(ids!, { ...options, maxTokens, edits }));
   }
 
-  /** Generated token ids after `ids`, stopping early at end-of-text. */
+  /**
+   * Generated token ids after `ids`, stopping early at end-of-text. Checks for abort before each
+   * token; progress "tokens" reaches maxTokens (at once when end-of-text stops it early).
+   */
   async generateIds(ids: readonly number[], options: GenerateOptions = {}): Promise<number[]> {
+    const edits = this.edits.view(options.edits);
     const maxTokens = checkInt("maxTokens", options.maxTokens ?? 20, 0, this.config.nPositions);
     const k = checkInt("topK", options.topK ?? 1, 1, this.config.vocabSize);
     const random = seededRandom(checkInt("seed", options.seed ?? 0, 0, 2 ** 32 - 1));
@@ -177,12 +207,15 @@ export class Model {
     let batch = padBatch([ids]);
     let run: RunResult | undefined;
     for (let i = 0; i < maxTokens; i++) {
-      run = await this.engine.run(batch, { cache: run?.cache, keepCache: true, head: [[0, batch.T - 1]] });
+      throwIfAborted(options.signal);
+      run = await this.engine.run(batch, { edits, cache: run?.cache, keepCache: true, head: [[0, batch.T - 1]] });
       const next = pickToken(run.logits!, k, random);
       if (next === this.config.eosTokenId) break;
       out.push(next);
+      options.onProgress?.({ phase: "tokens", done: out.length, total: maxTokens });
       batch = nextStep(batch, [next]);
     }
+    if (out.length < maxTokens) options.onProgress?.({ phase: "tokens", done: maxTokens, total: maxTokens });
     return out;
   }
 
@@ -190,7 +223,10 @@ export class Model {
    * Teacher-forced log-probability of `target` after `prompt` for each pair. Prompt and target
    * are tokenized separately (the target keeps its own leading space; no BOS is added).
    */
-  async logprob(pairs: readonly { prompt: string; target: string }[]): Promise<LogprobResult[]> {
+  async logprob(pairs: readonly { prompt: string; target: string }[], options: ModelCallOptions = {}): Promise<LogprobResult[]> {
+    checkOptionNames("logprob", options, MODEL_CALL_OPTIONS);
+    const edits = this.edits.view(options.edits);
+    throwIfAborted(options.signal);
     if (!Array.isArray(pairs)) throw new RomeError("ERR_ARGUMENT", "Expected an array of { prompt, target } pairs");
     const prompts = await this.encodePrompts(pairs.map((p) => p.prompt));
     const targets = await this.tokenizer.encodeBatch(pairs.map((p, i) => {
@@ -205,6 +241,7 @@ export class Model {
     const V = this.config.vocabSize;
     const results: LogprobResult[] = [];
     for (let s = 0; s < seqs.length; s += this.batchSize) {
+      throwIfAborted(options.signal);
       const chunk = seqs.slice(s, s + this.batchSize);
       const batch = padBatch(chunk);
       // The logits predicting target token j sit at the position of the token before it.
@@ -214,7 +251,7 @@ export class Model {
         const nT = targets[i]!.ids.length;
         for (let j = 0; j < nT; j++) select.push([b, batch.T - nT - 1 + j]);
       });
-      const { logits } = await this.engine.run(batch, { head: select });
+      const { logits } = await this.engine.run(batch, { edits, head: select });
       let row = 0;
       chunk.forEach((_, b) => {
         const tids = targets[s + b]!.ids;
@@ -226,6 +263,7 @@ export class Model {
         const sum = tokens.reduce((a, t) => a + t.logprob, 0);
         results.push({ sum, mean: sum / tokens.length, tokens });
       });
+      options.onProgress?.({ phase: "pairs", done: results.length, total: seqs.length });
     }
     return results;
   }
@@ -236,7 +274,8 @@ export class Model {
    * logits (B, V) at the last position.
    */
   async forward(ids: readonly number[] | readonly (readonly number[])[], options: ForwardOptions = {}): Promise<{ records: RunResult["records"]; logits: Float32Array; B: number; T: number }> {
-    checkOptionNames("forward", options, ["record"]);
+    checkOptionNames("forward", options, ["record", "edits"]);
+    const edits = this.edits.view(options.edits);
     const seqs = (Array.isArray(ids[0]) ? ids : [ids]) as readonly (readonly number[])[];
     const T = seqs[0]?.length ?? 0;
     if (T === 0) throw new RomeError("ERR_EMPTY_PROMPT", "forward needs at least one token");
@@ -249,7 +288,7 @@ export class Model {
       if (!SITES.includes(site)) throw new RomeError("ERR_ARGUMENT", `unknown site '${site}'; sites: ${SITES.join(", ")}`);
     }
     const batch = padBatch(seqs);
-    const res = await this.engine.run(batch, { record: options.record, head: seqs.map((_, b) => [b, T - 1] as const) });
+    const res = await this.engine.run(batch, { edits, record: options.record, head: seqs.map((_, b) => [b, T - 1] as const) });
     return { records: res.records, logits: res.logits!, B: seqs.length, T };
   }
 

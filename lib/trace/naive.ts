@@ -2,6 +2,7 @@
 // reruns the whole network on N + 1 rows (row 0 clean, rows 1..N corrupted), copying row 0's
 // state into rows 1..N at the restored token.
 import { padBatch } from "../runtime/batch.js";
+import type { EditView } from "../runtime/edit-view.js";
 import type { Engine, FlopMeter } from "../runtime/engine.js";
 import { corrupt, type NoiseSpec } from "./noise.js";
 import type { Patch, Restoration, RunStates } from "./plan.js";
@@ -9,6 +10,7 @@ import { probOf } from "../runtime/sampling.js";
 
 export interface NaiveContext {
   engine: Engine;
+  edits: EditView;
   ids: number[];
   N: number;
   subject: [number, number];
@@ -43,6 +45,7 @@ export async function runNaive(ctx: NaiveContext, r?: Restoration): Promise<numb
     }
   };
   const res = await engine.run(batch, {
+    edits: ctx.edits,
     head: Array.from({ length: N }, (_, i) => [i + 1, T - 1] as const),
     meter: ctx.meter,
     hooks: {

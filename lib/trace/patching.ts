@@ -6,7 +6,8 @@
 import { checkInt, checkNumber, checkOptionNames, RomeError } from "../errors.js";
 import { padBatch } from "../runtime/batch.js";
 import type { MlpState, RunResult, Site } from "../runtime/engine.js";
-import type { Model } from "../runtime/model.js";
+import type { EditView } from "../runtime/edit-view.js";
+import type { Model, ModelCallOptions } from "../runtime/model.js";
 import { corrupt, type NoiseSpec } from "./noise.js";
 import { subjectChars, tokenRange } from "./subject.js";
 import { probOf } from "../runtime/sampling.js";
@@ -22,7 +23,7 @@ export interface ActivationPatch {
   source: PatchSource;
 }
 
-export interface PatchOptions {
+export interface PatchOptions extends ModelCallOptions {
   prompt: string;
   patches: readonly ActivationPatch[];
   /** Corrupt the subject as causal tracing does; without it the patched run starts from the clean run. */
@@ -45,7 +46,8 @@ const RECORD: Site[] = ["resid_post", "attn_out", "mlp_out", "mlp_key"];
 const SITE_RECORD: Record<PatchSite, Site> = { resid: "resid_post", attn_out: "attn_out", mlp_out: "mlp_out", mlp_key: "mlp_key" };
 
 export async function patchActivations(model: Model, options: PatchOptions): Promise<PatchResult> {
-  checkOptionNames("patchActivations", options, ["prompt", "patches", "corrupt", "answer"]);
+  checkOptionNames("patchActivations", options, ["prompt", "patches", "corrupt", "answer", "edits", "signal", "onProgress"]);
+  const edits = model.edits.view(options.edits); // the call's edit set, captured before any await
   const cfg = model.config;
   const [ids] = await model.encodePrompts([options.prompt]);
   const T = ids!.length;
@@ -62,7 +64,7 @@ export async function patchActivations(model: Model, options: PatchOptions): Pro
     if (p.source instanceof Float32Array && !p.source.every(Number.isFinite)) throw new RomeError("ERR_NOT_FINITE", `patch ${i}: the given vector for ${p.site} holds NaN or infinity`);
     if (p.source === "corrupted" && !options.corrupt) throw new RomeError("ERR_ARGUMENT", `patch ${i}: source "corrupted" needs the corrupt option`);
   }
-  const clean = await model.engine.run(padBatch([ids!]), { record: RECORD, head: [[0, T - 1]] });
+  const clean = await model.engine.run(padBatch([ids!]), { edits, record: RECORD, head: [[0, T - 1]] });
   const answer = options.answer === undefined ? argmax(clean.logits!) : checkInt("answer", options.answer, 0, cfg.vocabSize - 1);
   const rows = options.corrupt ? checkInt("corrupt.samples", options.corrupt.samples ?? 10, 1, 1024) : 1;
   const batch = padBatch(Array.from({ length: rows }, () => ids!));
@@ -77,7 +79,7 @@ export async function patchActivations(model: Model, options: PatchOptions): Pro
     const seed = checkInt("corrupt.seed", c.seed ?? 1, 0, 2 ** 32 - 1);
     noiseHook = (tok) => corrupt(tok, rows, T, cfg.nEmbd, range, spec, seed);
   }
-  const base = options.corrupt ? await model.engine.run(batch, { record: RECORD, head, hooks: { tokEmbed: noiseHook } }) : clean;
+  const base = options.corrupt ? await model.engine.run(batch, { edits, record: RECORD, head, hooks: { tokEmbed: noiseHook } }) : clean;
   const value = (p: ActivationPatch, layer: number, row: number, t: number, width: number): Float32Array => {
     if (p.source instanceof Float32Array) return p.source;
     if (p.source === "zero") return new Float32Array(width);
@@ -89,6 +91,7 @@ export async function patchActivations(model: Model, options: PatchOptions): Pro
   };
   const D = cfg.nEmbd;
   const patched = await model.engine.run(batch, {
+    edits,
     head,
     needKey: (l) => options.patches.some((p) => p.site === "mlp_key" && p.layers.includes(l)),
     hooks: {
@@ -99,7 +102,7 @@ export async function patchActivations(model: Model, options: PatchOptions): Pro
         for (let i = 0; i < D; i++) s.residMid[at + i] = s.resid[at + i]! + v[i]!;
       }),
       mlp: (l, s) => {
-        forEach(options.patches, "mlp_key", l, rows, (p, r, t) => patchKey(model, l, s, (r * T + t), value(p, l, r, t, cfg.nInner)));
+        forEach(options.patches, "mlp_key", l, rows, (p, r, t) => patchKey(model, edits, l, s, (r * T + t), value(p, l, r, t, cfg.nInner)));
         forEach(options.patches, "mlp_out", l, rows, (p, r, t) => {
           const v = value(p, l, r, t, D);
           const at = (r * T + t) * D;
@@ -126,12 +129,12 @@ function forEach(patches: readonly ActivationPatch[], site: PatchSite, layer: nu
 }
 
 /** Replaces the MLP key at one (row, position): resid_post += (k' − k) · W (+ edit factors). */
-function patchKey(model: Model, layer: number, s: MlpState, at: number, key: Float32Array): void {
+function patchKey(model: Model, edits: EditView, layer: number, s: MlpState, at: number, key: Float32Array): void {
   const { nInner: F, nEmbd: D } = model.config;
   const target = model.arch.editTarget(layer);
   const w = model.weights.get(target.weight)!.data; // (F, D) in_out or (D, F) out_in, as the description says
   const [si, sj] = target.layout === "in_out" ? [D, 1] : [1, F]; // strides of key index i and output index j
-  const f = model.engine.editFactorsOf(layer);
+  const f = edits.factors(layer);
   const dk = new Float64Array(F);
   for (let i = 0; i < F; i++) dk[i] = key[i]! - s.mlpKey![at * F + i]!;
   const dout = new Float64Array(D);

@@ -3,6 +3,8 @@
 // the cached corrupted states, computes positions ≥ t only (positions < t come from the corrupted
 // KV cache) and evaluates the head at the last position only. Restorations of the same position
 // are batched layer-synchronously: the batch grows at each step by those that enter there.
+import { throwIfAborted } from "../runtime/call.js";
+import type { EditView } from "../runtime/edit-view.js";
 import type { Engine, FlopMeter, KVCache } from "../runtime/engine.js";
 import { attentionBias, type Batch } from "../runtime/batch.js";
 import { headFlops, layerFlops, mlpFlops } from "../runtime/flops.js";
@@ -11,6 +13,10 @@ import { gatherPast, patchRows } from "./kernels.js";
 
 export interface SweepContext {
   engine: Engine;
+  /** The edits of the call the sweep belongs to. */
+  edits: EditView;
+  /** Checked before each batch. */
+  signal?: AbortSignal;
   /** Samples N: corrupted rows per restoration. */
   N: number;
   T: number;
@@ -50,6 +56,7 @@ export async function sweepMinimal(ctx: SweepContext, plans: readonly Restoratio
     const per = Math.max(1, Math.min(Math.floor(ctx.maxRows / ctx.N), Math.floor(1024 / (ctx.N * (ctx.T - t)))));
     idx.sort((a, b) => entryStep(plans[a]!) - entryStep(plans[b]!));
     for (let c = 0; c < idx.length; c += per) {
+      throwIfAborted(ctx.signal);
       const chunk = idx.slice(c, c + per);
       const s = await runChunk(ctx, t, chunk.map((i) => plans[i]!));
       chunk.forEach((i, k) => (scores[i] = s[k]!));
@@ -122,7 +129,7 @@ async function runChunk(ctx: SweepContext, t: number, plans: Restoration[]): Pro
       applyPatches(ctx, active, layer, "attn", t, resid, a.residMid, Tp);
       resid = a.residMid;
     } else {
-      const m = await engine.mlp(layer, rows, Tp, resid, false, ctx.meter, parallel ? blockIn : undefined);
+      const m = await engine.mlp(layer, rows, Tp, resid, false, ctx.edits, ctx.meter, parallel ? blockIn : undefined);
       applyPatches(ctx, active, layer, "mlp", t, resid, m.residPost, Tp);
       resid = m.residPost;
     }

@@ -6,7 +6,8 @@ import { checkInt, checkNumber, checkOptionNames, RomeError } from "../errors.js
 import { padBatch } from "../runtime/batch.js";
 import { layerFlops, headFlops } from "../runtime/flops.js";
 import type { FlopMeter, RunResult } from "../runtime/engine.js";
-import type { Model } from "../runtime/model.js";
+import { throwIfAborted } from "../runtime/call.js";
+import type { Model, ModelCallOptions } from "../runtime/model.js";
 import { TRACE_KINDS, type TraceGrid, type TraceKind } from "./grid.js";
 import { runNaive, type NaiveContext } from "./naive.js";
 import { corrupt, subjectEmbeddingStd, type NoiseSpec, type NoiseType } from "./noise.js";
@@ -15,7 +16,11 @@ import { subjectChars, tokenRange } from "./subject.js";
 import { probOf } from "../runtime/sampling.js";
 import { minimalFlops, sweepMinimal, type SweepContext } from "./sweep.js";
 
-export interface TraceOptions {
+/**
+ * `edits`, `signal` and `onProgress` as every model call: abort stops within one batch of
+ * restorations; progress phase "restorations" counts the grid's cells (all kinds together).
+ */
+export interface TraceOptions extends ModelCallOptions {
   prompt: string;
   /** The subject as it appears in the prompt; its tokens receive the noise. */
   subject: string;
@@ -41,10 +46,9 @@ export interface TraceOptions {
   subjectChars?: [number, number];
   /** Memory budget for one batch of restorations, in MiB. Default 256. */
   memoryBudgetMB?: number;
-  onProgress?: (done: number, total: number) => void;
 }
 const TRACE_OPTIONS = ["prompt", "subject", "kind", "samples", "noise", "window", "seed", "strategy", "answer",
-  "subjectOccurrence", "subjectChars", "memoryBudgetMB", "onProgress"] as const;
+  "subjectOccurrence", "subjectChars", "memoryBudgetMB", "edits", "signal", "onProgress"] as const;
 
 export interface TraceResult extends TraceGrid {
   answer: { id: number; token: string };
@@ -75,24 +79,25 @@ export async function traceKinds(model: Model, options: TraceOptions, kinds: rea
   const plans: { kind: TraceKind; plans: Restoration[] }[] = kinds.map((k) => ({ kind: k, plans: planGrid(k, T, L, k === "resid" ? 1 : prep.window) }));
   const flops0 = prep.meter.flops;
   let scores: number[][];
+  const total = plans.reduce((a, p) => a + p.plans.length, 0);
+  const progress = (done: number) => options.onProgress?.({ phase: "restorations", done, total });
   if (prep.strategy === "naive") {
     scores = [];
     let done = 0;
-    const total = plans.reduce((a, p) => a + p.plans.length, 0);
     for (const p of plans) {
       const s: number[] = [];
       for (const r of p.plans) {
+        throwIfAborted(options.signal);
         s.push(await runNaive({ ...prep.naive }, r));
-        options.onProgress?.(++done, total);
+        progress(++done);
       }
       scores.push(s);
     }
   } else {
     // Positions before the subject never see the noise: their restorations change nothing.
     const live = plans.flatMap((p, k) => p.plans.map((r, i) => ({ k, i, r }))).filter(({ r }) => r.t >= prep.subjectRange[0]);
-    const total = plans.reduce((a, p) => a + p.plans.length, 0);
     const skipped = total - live.length;
-    const flat = await sweepMinimal({ ...prep.sweep, onProgress: (d) => options.onProgress?.(skipped + d, total) }, live.map((x) => x.r), lowScore);
+    const flat = await sweepMinimal({ ...prep.sweep, onProgress: (d) => progress(skipped + d) }, live.map((x) => x.r), lowScore);
     scores = plans.map((p) => new Array(p.plans.length).fill(lowScore));
     live.forEach(({ k, i }, j) => (scores[k]![i] = flat[j]!));
   }
@@ -156,13 +161,29 @@ export async function traceSevered(model: Model, options: SeveredOptions): Promi
   let naive: NaiveContext = prep.naive;
   if (reference) {
     // The second pass: the next draw of the stream, its own states and cache; frozen values from the first.
+    throwIfAborted(options.signal);
     const second = await corruptedRun(model, prep.naive, 1, prep.meter);
     sweep = { ...prep.sweep, corrupted: runStates(second), cache: second.cache!, frozen: prep.sweep.corrupted };
     naive = { ...prep.naive, draw: 1 };
   }
-  const run = async (ctx: SweepContext, nctx: NaiveContext, plans: Restoration[]) => prep.strategy === "naive"
-    ? await Promise.all(plans.map((r) => runNaive(nctx, r)))
-    : await sweepMinimal(ctx, plans, prep.lowScore);
+  const total = normal.length + severed.length;
+  let finished = 0; // restorations of the passes before this one
+  const run = async (ctx: SweepContext, nctx: NaiveContext, plans: Restoration[]) => {
+    const before = finished;
+    const progress = (done: number) => options.onProgress?.({ phase: "restorations", done: before + done, total });
+    let s: number[] = [];
+    if (prep.strategy === "naive") {
+      for (const r of plans) {
+        throwIfAborted(options.signal);
+        s.push(await runNaive(nctx, r));
+        progress(s.length);
+      }
+    } else {
+      s = await sweepMinimal({ ...ctx, onProgress: progress }, plans, prep.lowScore);
+    }
+    finished += plans.length;
+    return s;
+  };
   const s = reference
     ? [...await run(prep.sweep, prep.naive, normal), ...await run(sweep, naive, severed)]
     : await run(sweep, naive, [...normal, ...severed]);
@@ -177,6 +198,7 @@ async function corruptedRun(model: Model, ctx: NaiveContext, draw: number, meter
   const { ids, N, subject, noise, seed } = ctx;
   const T = ids.length;
   return await model.engine.run(padBatch(Array.from({ length: N }, () => ids)), {
+    edits: ctx.edits,
     record: ["resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out"],
     keepCache: true,
     head: Array.from({ length: N }, (_, n) => [n, T - 1] as const),
@@ -194,6 +216,9 @@ function runStates(r: RunResult): RunStates {
 
 async function prepare(model: Model, options: TraceOptions, kinds: readonly TraceKind[]) {
   checkOptionNames("trace", options, TRACE_OPTIONS);
+  const edits = model.edits.view(options.edits); // the call's edit set, captured before any await
+  const { signal } = options;
+  throwIfAborted(signal);
   for (const k of kinds) {
     if (!TRACE_KINDS.includes(k)) throw new RomeError("ERR_UNKNOWN_KIND", `unknown trace kind ${JSON.stringify(k)}; kinds: ${TRACE_KINDS.join(", ")}`);
   }
@@ -217,7 +242,8 @@ async function prepare(model: Model, options: TraceOptions, kinds: readonly Trac
 
   // Clean run (1 row): answer, high score, the states restorations copy.
   const meter = { flops: 0 };
-  const clean = await model.engine.run(padBatch([ids]), { record: ["resid_post", "attn_out", "mlp_out"], head: [[0, T - 1]], meter });
+  throwIfAborted(signal);
+  const clean = await model.engine.run(padBatch([ids]), { edits, record: ["resid_post", "attn_out", "mlp_out"], head: [[0, T - 1]], meter });
   let best = 0;
   const cl = clean.logits!;
   for (let v = 1; v < cl.length; v++) if (cl[v]! > cl[best]!) best = v;
@@ -237,7 +263,8 @@ async function prepare(model: Model, options: TraceOptions, kinds: readonly Trac
   const highScore = probOf(cl, answerId);
 
   // Corrupted run (N rows): low score, cached states and keys/values of every layer.
-  const naive: NaiveContext = { engine: model.engine, ids, N, subject: subjectRange, noise, seed, answer: answerId, meter };
+  throwIfAborted(signal);
+  const naive: NaiveContext = { engine: model.engine, edits, ids, N, subject: subjectRange, noise, seed, answer: answerId, meter };
   const corruptedRun0 = await corruptedRun(model, naive, 0, meter);
   const V = cfg.vocabSize;
   let low = 0;
@@ -252,7 +279,7 @@ async function prepare(model: Model, options: TraceOptions, kinds: readonly Trac
   const rowBytes = 4 * (T * (6 * D + cfg.nInner + T * (1 + H)) + 2 * T * D + V);
   const maxRows = Math.max(N, Math.floor((budget * 1024 * 1024) / rowBytes));
   const sweep: SweepContext = {
-    engine: model.engine, N, T, answer: answerId, clean: runStates(clean), corrupted: runStates(corruptedRun0), cache: corruptedRun0.cache!, maxRows, meter,
+    engine: model.engine, edits, signal, N, T, answer: answerId, clean: runStates(clean), corrupted: runStates(corruptedRun0), cache: corruptedRun0.cache!, maxRows, meter,
   };
   const tokens = ids.map((id) => model.tokenizer.tokenText(id));
   return {
