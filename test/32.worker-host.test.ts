@@ -101,6 +101,13 @@ test.serial("errors come back as RomeErrors with their codes, aborts as AbortErr
   const err = await t.throwsAsync(hosted.predict(PROMPTS, { signal: AbortSignal.abort(reason) } as never), { instanceOf: AbortError, code: "ERR_ABORTED" });
   t.is(err?.cause, reason);
 
+  // an abort posted right after the call reaches the worker before its first batch
+  const controller = new AbortController();
+  const running = traceKinds(hosted, { ...TRACE, signal: controller.signal }, ["resid", "mlp", "attn"]);
+  controller.abort(reason);
+  const inFlight = await t.throwsAsync(running, { instanceOf: AbortError, code: "ERR_ABORTED" });
+  t.is(inFlight?.cause, reason);
+
   const progress: number[][] = [];
   await trace(hosted, { ...TRACE, onProgress: (p) => progress.push([p.done, p.total]) });
   t.true(progress.length > 0);

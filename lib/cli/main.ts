@@ -10,7 +10,7 @@ import { Model } from "../runtime/model.js";
 import { traceDataset } from "../trace/dataset.js";
 import { TRACE_KINDS, type TraceKind } from "../trace/grid.js";
 import { heatmapSvg, svgToPng } from "../trace/heatmap.js";
-import { traceKinds } from "../trace/trace.js";
+import { traceKinds, type TraceStrategy } from "../trace/trace.js";
 import { checkCheckpointTarget, exportCheckpoint, exportEdits } from "../edit/export.js";
 import { rome } from "../edit/rome.js";
 import { computeStats } from "../edit/stats.js";
@@ -42,7 +42,7 @@ const num = (v: string) => {
   return n;
 };
 const strategy = (v: string) => {
-  if (v !== "minimal" && v !== "naive") throw new InvalidArgumentError(`expected minimal or naive, got ${v}`);
+  if (v !== "minimal" && v !== "naive" && v !== "attribution" && v !== "refine") throw new InvalidArgumentError(`expected minimal, naive, attribution or refine, got ${v}`);
   return v;
 };
 const form = (v: string) => {
@@ -102,15 +102,16 @@ program.command("trace")
   .option("--samples <n>", "noise samples", intIn(1, 1024), 10)
   .option("--noise <level>", "Gaussian noise level (default: 3 × std of the subject's embeddings)", num)
   .option("--window <n>", "layers restored together for mlp/attn", positive, 10)
-  .option("--strategy <s>", "minimal or naive", strategy, "minimal")
+  .option("--strategy <s>", "minimal, naive, attribution (first-order estimates) or refine (estimates, exact top k)", strategy, "minimal")
+  .option("--top-k <n>", "cells per kind that --strategy refine computes exactly", positive, 10)
   .option("-o, --out <file>", "output: name.svg, name.png or name.json (one file per kind: name-<kind>.ext)")
-  .action(async (o: { prompt: string; subject: string; kind: TraceKind[]; samples: number; noise?: number; window: number; strategy: "minimal" | "naive"; out?: string }) => {
+  .action(async (o: { prompt: string; subject: string; kind: TraceKind[]; samples: number; noise?: number; window: number; strategy: TraceStrategy; topK: number; out?: string }) => {
     checkText("-p/--prompt", o.prompt);
     checkText("-s/--subject", o.subject);
     if (!o.prompt.includes(o.subject)) throw new RomeError("ERR_SUBJECT_NOT_FOUND", `the subject ${JSON.stringify(o.subject)} does not occur in the prompt ${JSON.stringify(o.prompt)}`);
     if (o.out) checkOutputFile("-o/--out", o.out, [".svg", ".png", ".json"]);
     await withModel(program.opts(), async (m) => {
-      const res = await traceKinds(m, { prompt: o.prompt, subject: o.subject, samples: o.samples, noise: o.noise, window: o.window, strategy: o.strategy }, o.kind);
+      const res = await traceKinds(m, { prompt: o.prompt, subject: o.subject, samples: o.samples, noise: o.noise, window: o.window, strategy: o.strategy, topK: o.topK }, o.kind);
       for (const k of o.kind) {
         const r = res[k]!;
         console.log(`${k}: answer ${JSON.stringify(r.answer.token)} high ${r.highScore.toFixed(4)} low ${r.lowScore.toFixed(4)} noise ${r.noiseLevel.toFixed(4)} ` +

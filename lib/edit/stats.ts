@@ -11,6 +11,7 @@ import { removeStaleTemporaries } from "../io/atomic.js";
 import { SafetensorsFile, writeSafetensors } from "../model/safetensors.js";
 import { SecondMoment } from "../native.js";
 import { padBatch } from "../runtime/batch.js";
+import { throwIfAborted } from "../runtime/call.js";
 import type { Model, ModelCallOptions } from "../runtime/model.js";
 
 /** `edits`: the edits of the layers below `layer` that the keys see (default: the model's enabled edits when the call starts). */
@@ -72,6 +73,7 @@ export interface MultiStatsOptions extends Omit<StatsOptions, "layer"> {
 export async function computeStatsLayers(model: Model, options: MultiStatsOptions): Promise<Stats[]> {
   checkOptionNames("computeStatsLayers", options, [...OPTIONS.filter((o) => o !== "layer"), "layers"]);
   const edits = model.edits.view(options.edits); // the call's edit set, captured before any await
+  throwIfAborted(options.signal);
   const cfg = model.config;
   if (!Array.isArray(options.layers) || options.layers.length === 0) throw new RomeError("ERR_ARGUMENT", "layers must be a non-empty array of layer indices");
   const layers = options.layers.map((l, i) => checkInt(`layers[${i}]`, l, 0, cfg.nLayer - 1));
@@ -128,6 +130,7 @@ export async function computeStatsLayers(model: Model, options: MultiStatsOption
       maxLen = Math.max(maxLen, seqs[i]!.length);
       batchSeqs.push(seqs[i++]!);
     }
+    throwIfAborted(options.signal);
     const batch = padBatch(batchSeqs);
     const keyOf = new Map<number, Float32Array>(); // layer → (B, T, F)
     await model.engine.run(batch, { edits, stopLayer: top + 1, needKey: (l) => acc.has(l), hooks: { mlp: (l, s) => { if (acc.has(l)) keyOf.set(l, s.mlpKey!); } } });

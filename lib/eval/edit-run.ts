@@ -160,19 +160,11 @@ async function editBatch(model: Model, batch: readonly EditRecord[], options: Ed
   return { edit, refused, seconds };
 }
 
-/** Applies each layer's factors as rank-one edits (ΔW = Σ_j u_j v_jᵀ); returns their ids. */
+/** Applies a batch: one multi-layer edit (MEMIT, AlphaEdit), or one edit per entry when a layer repeats (ROME's edits, one per record); returns their ids. */
 function applyBatch(model: Model, edit: BatchEdit): string[] {
-  const { nInner: F, nEmbd: D } = model.config;
-  const ids: string[] = [];
-  for (const l of edit) {
-    const r = l.v.length / D;
-    for (let j = 0; j < r; j++) {
-      const u = new Float32Array(F);
-      for (let f = 0; f < F; f++) u[f] = l.u[f * r + j]!;
-      ids.push(model.edits.apply({ layer: l.layer, u, v: l.v.slice(j * D, (j + 1) * D) }));
-    }
-  }
-  return ids;
+  if (edit.length === 0) return [];
+  const distinct = new Set(edit.map((l) => l.layer)).size === edit.length;
+  return distinct ? [model.edits.apply({ layers: edit })] : edit.map((l) => model.edits.apply({ layers: [l] }));
 }
 
 /** Saves a sequential batch's edit (and AlphaEdit's state after it) beside the output, written atomically. */

@@ -102,7 +102,7 @@ export class HostedModel {
   }
 
   /** Starts a worker thread and loads the model directory there (see Model.load for the options). */
-  static load(dir: string, options: Omit<LoadOptions, "worker"> = {}): Promise<HostedModel> {
+  static async load(dir: string, options: Omit<LoadOptions, "worker"> = {}): Promise<HostedModel> {
     const here = import.meta.url;
     const fromSources = here.endsWith(".ts");
     const init: WorkerInit = {

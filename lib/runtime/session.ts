@@ -5,13 +5,12 @@ import ort from "onnxruntime-node";
 import { RomeError } from "../errors.js";
 import type { GraphBuilder } from "../graph/builder.js";
 import type { Segment } from "../arch/segments.js";
+import { ortThreading, type ThreadingOptions } from "./threading.js";
 
 export type Feed = { data: Float32Array | BigInt64Array; dims: number[] };
 
-export interface SessionOptions {
-  /** onnxruntime intra-op threads; default 1 (the machine's cores are shared with the addon). */
-  threads: number;
-}
+/** Threads (default 1: the machine's cores are shared with the addon) and spinning (default off). */
+export type SessionOptions = ThreadingOptions;
 
 /** A reusable serialisation buffer for creating sessions one after another. */
 export interface Scratch {
@@ -35,10 +34,8 @@ export class SegmentSession {
       const bytes = graph.toBytes(undefined, undefined, scratch?.bytes);
       if (scratch && bytes.buffer !== scratch.bytes?.buffer) scratch.bytes = bytes;
       const session = await ort.InferenceSession.create(bytes, {
-        intraOpNumThreads: opts.threads,
-        interOpNumThreads: 1,
+        ...ortThreading(opts),
         graphOptimizationLevel: "all",
-        executionMode: "sequential",
         logSeverityLevel: 3,
       });
       return new SegmentSession(name, session);

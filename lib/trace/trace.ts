@@ -10,11 +10,15 @@ import { throwIfAborted } from "../runtime/call.js";
 import type { Model, ModelCallOptions } from "../runtime/model.js";
 import { TRACE_KINDS, type TraceGrid, type TraceKind } from "./grid.js";
 import { runNaive, type NaiveContext } from "./naive.js";
+import { attributionGrids, type AttributionGrid } from "./attribution.js";
 import { corrupt, subjectEmbeddingStd, type NoiseSpec, type NoiseType } from "./noise.js";
 import { planGrid, planSevered, type Restoration, type RunStates } from "./plan.js";
 import { subjectChars, tokenRange } from "./subject.js";
 import { probOf } from "../runtime/sampling.js";
 import { minimalFlops, sweepMinimal, type SweepContext } from "./sweep.js";
+
+export type TraceStrategy = "minimal" | "naive" | "attribution" | "refine";
+const STRATEGIES: readonly TraceStrategy[] = ["minimal", "naive", "attribution", "refine"];
 
 /**
  * `edits`, `signal` and `onProgress` as every model call: abort stops within one batch of
@@ -37,8 +41,15 @@ export interface TraceOptions extends ModelCallOptions {
   window?: number;
   /** Seed of the numpy-compatible noise stream, re-seeded per run as the reference does. Default 1. */
   seed?: number;
-  /** "minimal" (default) skips all work that cannot change a score; "naive" reruns everything. */
-  strategy?: "minimal" | "naive";
+  /**
+   * "minimal" (default) skips all work that cannot change a score; "naive" reruns everything;
+   * "attribution" estimates every cell to first order from one backward pass (attribution
+   * patching; scores are estimates); "refine" ranks the cells by that estimate and computes the
+   * exact scores of the `topK` best per kind with the minimal sweep (the rest stay estimates).
+   */
+  strategy?: TraceStrategy;
+  /** Cells per kind that strategy "refine" computes exactly. Default 10; 1 – tokens × layers. */
+  topK?: number;
   /** Expected answer (text, or token id). The trace scores it; correctPrediction says if the model agrees. */
   answer?: string | number;
   /** Which occurrence of the subject text to corrupt (default 0), or explicit characters. */
@@ -48,7 +59,7 @@ export interface TraceOptions extends ModelCallOptions {
   memoryBudgetMB?: number;
 }
 const TRACE_OPTIONS = ["prompt", "subject", "kind", "samples", "noise", "window", "seed", "strategy", "answer",
-  "subjectOccurrence", "subjectChars", "memoryBudgetMB", "edits", "signal", "onProgress"] as const;
+  "subjectOccurrence", "subjectChars", "memoryBudgetMB", "edits", "signal", "onProgress", "topK"] as const;
 
 export interface TraceResult extends TraceGrid {
   answer: { id: number; token: string };
@@ -58,7 +69,12 @@ export interface TraceResult extends TraceGrid {
   noiseLevel: number;
   noiseType: NoiseType;
   samples: number;
-  strategy: "minimal" | "naive";
+  strategy: TraceStrategy;
+  /**
+   * Strategies "attribution" and "refine": the first-order estimates of every cell (see
+   * AttributionGrid), and for "refine" which cells of `scores` are exact ([token][layer]).
+   */
+  attribution?: AttributionGrid & { exact?: boolean[][] };
   prompt: string;
   subject: string;
   /** FLOPs executed by the call (all kinds traced together) and the minimal count its scores need. */
@@ -78,6 +94,7 @@ export async function traceKinds(model: Model, options: TraceOptions, kinds: rea
   const out: Partial<Record<TraceKind, TraceResult>> = {};
   const plans: { kind: TraceKind; plans: Restoration[] }[] = kinds.map((k) => ({ kind: k, plans: planGrid(k, T, L, k === "resid" ? 1 : prep.window) }));
   const flops0 = prep.meter.flops;
+  if (prep.strategy === "attribution" || prep.strategy === "refine") return await traceAttributed(model, prep, plans, options);
   let scores: number[][];
   const total = plans.reduce((a, p) => a + p.plans.length, 0);
   const progress = (done: number) => options.onProgress?.({ phase: "restorations", done, total });
@@ -110,6 +127,54 @@ export async function traceKinds(model: Model, options: TraceOptions, kinds: rea
       kind: p.kind,
       window: p.kind === "resid" ? 1 : prep.window,
       scores: grid,
+      flops: { executed: executed + prep.baseFlops.executed, minimal: minimal + prep.baseFlops.minimal },
+    };
+  });
+  return out;
+}
+
+/**
+ * Strategies "attribution" and "refine": estimates of every cell from one gradient run, and for
+ * "refine" the exact scores of the top k cells per kind (by estimate), from the minimal sweep.
+ */
+async function traceAttributed(model: Model, prep: Prepared, plans: { kind: TraceKind; plans: Restoration[] }[], options: TraceOptions):
+  Promise<Partial<Record<TraceKind, TraceResult>>> {
+  const { L, T } = prep;
+  const flops0 = prep.meter.flops;
+  const call = { signal: options.signal, onProgress: options.onProgress };
+  const est = await attributionGrids({
+    model, edits: prep.sweep.edits, ids: prep.result.inputIds, N: prep.N, answer: prep.result.answer.id, subjectRange: prep.subjectRange,
+    lowScore: prep.lowScore, clean: prep.sweep.clean, corrupted: prep.sweep.corrupted, meter: prep.meter,
+  }, plans.map((p) => p.kind), prep.window, call);
+  const estimated = prep.meter.flops - flops0;
+  const out: Partial<Record<TraceKind, TraceResult>> = {};
+  const exact = plans.map(() => Array.from({ length: T }, () => new Array<boolean>(L).fill(false)));
+  const scores = plans.map((p) => est[p.kind]!.score.map((row) => row.slice()));
+  let minimal = 0;
+  if (prep.strategy === "refine") {
+    // Per kind the k cells with the highest estimate among those the noise can reach (t ≥ subject start).
+    const chosen = plans.flatMap((p, k) => p.plans
+      .filter((r) => r.t >= prep.subjectRange[0])
+      .sort((a, b) => scores[k]![b.t]![b.column]! - scores[k]![a.t]![a.column]!)
+      .slice(0, prep.topK)
+      .map((r) => ({ k, r })));
+    const s = await sweepMinimal(prep.sweep, chosen.map((c) => c.r), prep.lowScore);
+    chosen.forEach(({ k, r }, i) => {
+      scores[k]![r.t]![r.column] = s[i]!;
+      exact[k]![r.t]![r.column] = true;
+    });
+    minimal = chosen.reduce((a, c) => a + minimalFlops(prep.sweep, c.r), 0) + estimated;
+  } else {
+    minimal = estimated;
+  }
+  const executed = prep.meter.flops - flops0;
+  plans.forEach((p, k) => {
+    out[p.kind] = {
+      ...prep.result,
+      kind: p.kind,
+      window: p.kind === "resid" ? 1 : prep.window,
+      scores: scores[k]!,
+      attribution: { ...est[p.kind]!, ...(prep.strategy === "refine" ? { exact: exact[k]! } : {}) },
       flops: { executed: executed + prep.baseFlops.executed, minimal: minimal + prep.baseFlops.minimal },
     };
   });
@@ -150,6 +215,9 @@ export async function traceSevered(model: Model, options: SeveredOptions): Promi
   const { semantics = "consistent", ...traceOptions } = options;
   if (semantics !== "consistent" && semantics !== "reference") {
     throw new RomeError("ERR_ARGUMENT", `semantics must be "consistent" or "reference", received ${JSON.stringify(semantics)}`);
+  }
+  if (traceOptions.strategy === "attribution" || traceOptions.strategy === "refine") {
+    throw new RomeError("ERR_ARGUMENT", `traceSevered computes exact scores; strategy must be "minimal" or "naive", received ${JSON.stringify(traceOptions.strategy)}`);
   }
   const prep = await prepare(model, traceOptions, ["resid"]);
   const t = prep.subjectRange[1] - 1;
@@ -214,6 +282,8 @@ function runStates(r: RunResult): RunStates {
   };
 }
 
+type Prepared = Awaited<ReturnType<typeof prepare>>;
+
 async function prepare(model: Model, options: TraceOptions, kinds: readonly TraceKind[]) {
   checkOptionNames("trace", options, TRACE_OPTIONS);
   const edits = model.edits.view(options.edits); // the call's edit set, captured before any await
@@ -231,7 +301,8 @@ async function prepare(model: Model, options: TraceOptions, kinds: readonly Trac
   const seed = checkInt("seed", options.seed ?? 1, 0, 2 ** 32 - 1);
   const budget = checkNumber("memoryBudgetMB", options.memoryBudgetMB ?? 256, 1, 1 << 20);
   const strategy = options.strategy ?? "minimal";
-  if (strategy !== "minimal" && strategy !== "naive") throw new RomeError("ERR_ARGUMENT", `strategy must be "minimal" or "naive", received ${JSON.stringify(strategy)}`);
+  if (!STRATEGIES.includes(strategy)) throw new RomeError("ERR_ARGUMENT", `strategy must be one of ${STRATEGIES.join(", ")}; received ${JSON.stringify(strategy)}`);
+  const topK = checkInt("topK", options.topK ?? 10, 1, 1 << 30);
   const chars = subjectChars(options.prompt, options.subject, { occurrence: options.subjectOccurrence, charRange: options.subjectChars });
   const enc = await model.tokenizer.encode(options.prompt);
   model.checkLength(enc.ids.length, "the prompt");
@@ -283,7 +354,7 @@ async function prepare(model: Model, options: TraceOptions, kinds: readonly Trac
   };
   const tokens = ids.map((id) => model.tokenizer.tokenText(id));
   return {
-    L, T, N, window, strategy, subjectRange, lowScore,
+    L, T, N, window, strategy, topK, subjectRange, lowScore,
     baseFlops: { executed: baseExecuted, minimal: baseMinimal },
     sweep,
     meter,

@@ -1,0 +1,79 @@
+// Cancellation and progress of long calls: aborted before the start or from inside onProgress at a
+// seeded random point, each call rejects with AbortError carrying the reason, writes nothing, and
+// the model then gives exactly what it gave before; progress is monotone per phase and reaches total.
+import test from "ava";
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { exportCheckpoint } from "../lib/edit/export.js";
+import { computeStats } from "../lib/edit/stats.js";
+import { RomeError } from "../lib/errors.js";
+import { evaluateRecords, readCounterFact } from "../lib/eval/counterfact.js";
+import { AbortError, type Progress } from "../lib/runtime/call.js";
+import { Model } from "../lib/runtime/model.js";
+import { trace, traceSevered } from "../lib/trace/trace.js";
+import { tempDir, TINYFACTS } from "./helpers.js";
+
+const PROMPT = "Castle of Berkbre is located in the city of";
+const TRACE = { prompt: PROMPT, subject: "Castle of Berkbre", kind: "mlp" as const, samples: 3, window: 3, memoryBudgetMB: 1 };
+
+let model: Model;
+test.before(async () => {
+  model = await Model.load(TINYFACTS, { batchSize: 2 });
+});
+test.after.always(async () => model?.dispose());
+
+type Call = (o: { signal?: AbortSignal; onProgress?: (p: Progress) => void }) => Promise<unknown>;
+
+/** Checks progress of a full run, then aborts before the start and at seeded random reports. */
+async function check(t: import("ava").ExecutionContext, name: string, call: Call, after: () => Promise<unknown>) {
+  const reports: Progress[] = [];
+  const full = await call({ onProgress: (p) => reports.push(p) });
+  t.true(reports.length > 0, `${name}: progress reported`);
+  const last = new Map<string, Progress>();
+  for (const p of reports) {
+    const prev = last.get(p.phase);
+    t.true(p.done <= p.total && (!prev || (p.done >= prev.done && p.total === prev.total)), `${name}: monotone ${JSON.stringify(p)}`);
+    last.set(p.phase, p);
+  }
+  for (const p of last.values()) t.is(p.done, p.total, `${name}: phase ${p.phase} reaches its total`);
+  const reason = new Error("stop");
+  const before = await t.throwsAsync(call({ signal: AbortSignal.abort(reason) }), { instanceOf: AbortError }, `${name}: aborted before the start`);
+  t.is(before!.cause, reason);
+  t.is((before as RomeError).code, "ERR_ABORTED");
+  let seed = name.length * 7919;
+  for (let trial = 0; trial < 2; trial++) {
+    seed = (Math.imul(seed, 48271) + 1) >>> 0;
+    const at = seed % reports.length;
+    const c = new AbortController();
+    let n = 0;
+    const err: unknown = await call({ signal: c.signal, onProgress: () => { if (n++ === at) c.abort(reason); } }).then(() => undefined, (e) => e);
+    // Aborted at the last report the call may already be done: then it resolves; otherwise it rejects with the reason.
+    if (err !== undefined || at < reports.length - 1) {
+      t.true(err instanceof AbortError, `${name}: aborted at report ${at} of ${reports.length}`);
+      t.is((err as AbortError).cause, reason);
+    }
+  }
+  t.deepEqual(await after(), await after());
+  t.deepEqual(await call({}), full, `${name}: the model gives the same result after aborts`);
+}
+
+test.serial("trace, traceSevered, predict, logprob, generate, evaluateRecords and computeStats abort within a batch and report progress", async (t) => {
+  const records = readCounterFact(join(TINYFACTS, "counterfact.json")).slice(0, 3);
+  const probe = () => model.nextTokenLogits([PROMPT]);
+  await check(t, "trace", (o) => trace(model, { ...TRACE, ...o }).then((r) => r.scores), probe);
+  await check(t, "traceSevered", (o) => traceSevered(model, { ...TRACE, ...o }), probe);
+  await check(t, "predict", (o) => model.predict([PROMPT, "a", "b", "c", "d"], o), probe);
+  await check(t, "logprob", (o) => model.logprob([{ prompt: PROMPT, target: " Paris" }, { prompt: "a", target: " b" }, { prompt: "c", target: " d" }], o), probe);
+  await check(t, "generate", (o) => model.generate(PROMPT, { maxTokens: 6, ...o }), probe);
+  await check(t, "evaluateRecords", (o) => evaluateRecords(model, records, { recordsPerCall: 1, ...o }), probe);
+  const dir = tempDir(t);
+  await check(t, "computeStats", (o) => computeStats(model, { layer: 1, texts: Array.from({ length: 8 }, (_, i) => `Castle ${i} is located in the city of Paris.`), batchTokens: 256, cacheDir: false, ...o }).then((s) => s.mom2), probe);
+  // An aborted export writes nothing.
+  model.edits.apply({ layers: [1, 2].map((layer) => ({ layer, u: new Float32Array(model.config.nInner).fill(0.01), v: new Float32Array(model.config.nEmbd).fill(0.01) })) });
+  const out = join(dir, "ckpt");
+  const c = new AbortController();
+  await t.throwsAsync(exportCheckpoint(model, out, undefined, { signal: c.signal, onProgress: () => c.abort("stop") }), { instanceOf: AbortError });
+  t.false(existsSync(out));
+  t.deepEqual(readdirSync(dir), []);
+  model.edits.clear();
+});
