@@ -5,11 +5,13 @@ import test from "ava";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { exportCheckpoint } from "../lib/edit/export.js";
+import { rome } from "../lib/edit/rome.js";
 import { computeStats } from "../lib/edit/stats.js";
 import { RomeError } from "../lib/errors.js";
 import { evaluateRecords, readCounterFact } from "../lib/eval/counterfact.js";
 import { AbortError, type Progress } from "../lib/runtime/call.js";
 import { Model } from "../lib/runtime/model.js";
+import { patchActivations } from "../lib/trace/patching.js";
 import { trace, traceSevered } from "../lib/trace/trace.js";
 import { tempDir, TINYFACTS } from "./helpers.js";
 
@@ -76,4 +78,16 @@ test.serial("trace, traceSevered, predict, logprob, generate, evaluateRecords an
   t.false(existsSync(out));
   t.deepEqual(readdirSync(dir), []);
   model.edits.clear();
+});
+
+test.serial("rome and patchActivations abort between steps and runs and report progress", async (t) => {
+  const stats = await computeStats(model, { layer: 1, corpus: join(TINYFACTS, "train.txt"), maxTokens: 2000, cacheDir: false });
+  const probe = () => model.nextTokenLogits([PROMPT]);
+  const templates = ["{}", "The. {}"];
+  await check(t, "rome", (o) => rome(model, { prompt: "{} is located in the city of", subject: "Castle of Berkbre", targetNew: "Berlin" },
+    { stats, contextTemplates: templates, hparams: { vNumGradSteps: 6 }, ...o }).then((e) => [Array.from(e.u), Array.from(e.v)]), probe);
+  await check(t, "patchActivations", (o) => patchActivations(model, {
+    prompt: PROMPT, corrupt: { subject: "Castle of Berkbre", noise: 0.1, samples: 3 },
+    patches: [{ site: "mlp_out", layers: [2], positions: [3], source: "clean" }], ...o,
+  }).then((r) => Array.from(r.logits)), probe);
 });

@@ -3,6 +3,7 @@
 // u and v in closed form against the key statistics. Returns the edit; `model.edits.apply(edit)`
 // applies it (as factors beside the unchanged base weights).
 import { checkInt, checkNumber, checkOptionNames, RomeError } from "../errors.js";
+import { throwIfAborted } from "../runtime/call.js";
 import { EditView } from "../runtime/edit-view.js";
 import type { RankOneEdit } from "../runtime/edits.js";
 import type { Model, ModelCallOptions } from "../runtime/model.js";
@@ -89,6 +90,7 @@ export async function rome(model: Model, request: RomeRequest, options: RomeOpti
   const templates = options.contextTemplates ? checkTemplates(options.contextTemplates) : await sampledTemplates(model, hp, options.seed ?? 0);
   const t1 = performance.now();
 
+  throwIfAborted(options.signal);
   // Keys: k* over the templates, k0 of the bare prompt, and the MLP outputs there.
   const keyPrompts = await Promise.all(templates.map((t) => locateSubject(tok, fillTemplate(t, request.prompt), request.subject)));
   const bare = await locateSubject(tok, request.prompt, request.subject);
@@ -110,10 +112,11 @@ export async function rome(model: Model, request: RomeRequest, options: RomeOpti
   const rewriting = await Promise.all(templates.map((t) => locateSubject(tok, fillTemplate(t, request.prompt) + head, request.subject)));
   for (const p of rewriting) model.checkLength(p.ids.length, "a rewriting prompt");
   const kl = await locateSubject(tok, "{} is a", request.subject);
+  throwIfAborted(options.signal);
   const value = await computeValue(model, layer, rewriting, kl, target, edits, {
     steps: hp.vNumGradSteps, lr: hp.vLr, weightDecay: hp.vWeightDecay,
     klFactor: hp.klFactor, clampNormFactor: hp.clampNormFactor,
-  });
+  }, { signal: options.signal, onProgress: options.onProgress });
   const t3 = performance.now();
 
   // Update

@@ -6,6 +6,7 @@
 // over the layers above, at the columns from the subject on.
 import { RomeError } from "../errors.js";
 import { attentionBias, padBatch, sliceColumns, splitBatch } from "../runtime/batch.js";
+import { throwIfAborted, type CallOptions } from "../runtime/call.js";
 import type { EditView } from "../runtime/edit-view.js";
 import type { Model } from "../runtime/model.js";
 import type { Feed } from "../runtime/session.js";
@@ -37,7 +38,7 @@ export interface ValueResult {
  * `rewriting`: prompts ending with the target's first tokens (target[:-1]), subject located;
  * `kl`: the "{} is a" prompt; `target`: the new object's token ids.
  */
-export async function computeValue(model: Model, layer: number, rewriting: readonly Located[], kl: Located, target: readonly number[], edits: EditView, p: ValueParams): Promise<ValueResult> {
+export async function computeValue(model: Model, layer: number, rewriting: readonly Located[], kl: Located, target: readonly number[], edits: EditView, p: ValueParams, call: CallOptions = {}): Promise<ValueResult> {
   const cfg = model.config;
   const D = cfg.nEmbd;
   const H = cfg.nKvHead;
@@ -109,6 +110,7 @@ export async function computeValue(model: Model, layer: number, rewriting: reado
   const losses: ValueStep[] = [];
   let klInit: Float32Array | undefined;
   for (let it = 0; it < p.steps; it++) {
+    throwIfAborted(call.signal);
     feeds[VG.delta] = tensor(delta, [D]);
     // The KL reference is the distribution at δ = 0, which the first run computes: that run has
     // the KL term off (it and its gradient are zero there anyway) and keeps the distribution.
@@ -130,7 +132,9 @@ export async function computeValue(model: Model, layer: number, rewriting: reado
       avgProb += Math.exp(s / nT) / rewriting.length;
     }
     losses.push({ loss, nll, kl: klv, weightDecay: wd, avgProb });
-    if (loss < 5e-2 || it === p.steps - 1) break;
+    const stop = loss < 5e-2 || it === p.steps - 1;
+    call.onProgress?.({ phase: "steps", done: stop ? p.steps : it + 1, total: p.steps }); // an early stop completes the phase
+    if (stop) break;
     const g = out[`grad_${VG.delta}`]!.slice();
     // d/dδ of wd · ‖δ‖ / ‖v_init‖² (0 at δ = 0, as PyTorch's norm gradient)
     if (dn > 0) for (let i = 0; i < D; i++) g[i] = Math.fround(g[i]! + Math.fround((p.weightDecay / (initNorm * initNorm)) * (delta[i]! / dn)));

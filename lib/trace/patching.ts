@@ -4,6 +4,7 @@
 // the clean run's mean over positions, or a given vector. Causal tracing's restorations are the
 // special case "clean residual/attn/MLP state at one position" of this.
 import { checkInt, checkNumber, checkOptionNames, RomeError } from "../errors.js";
+import { throwIfAborted } from "../runtime/call.js";
 import { padBatch } from "../runtime/batch.js";
 import type { MlpState, RunResult, Site } from "../runtime/engine.js";
 import type { EditView } from "../runtime/edit-view.js";
@@ -79,6 +80,9 @@ export async function patchActivations(model: Model, options: PatchOptions): Pro
     const seed = checkInt("corrupt.seed", c.seed ?? 1, 0, 2 ** 32 - 1);
     noiseHook = (tok) => corrupt(tok, rows, T, cfg.nEmbd, range, spec, seed);
   }
+  const progress = (done: number) => options.onProgress?.({ phase: "runs", done, total: 3 });
+  throwIfAborted(options.signal);
+  progress(1);
   const base = options.corrupt ? await model.engine.run(batch, { edits, record: RECORD, head, hooks: { tokEmbed: noiseHook } }) : clean;
   const value = (p: ActivationPatch, layer: number, row: number, t: number, width: number): Float32Array => {
     if (p.source instanceof Float32Array) return p.source;
@@ -89,6 +93,8 @@ export async function patchActivations(model: Model, options: PatchOptions): Pro
     const r = p.source === "clean" ? 0 : row;
     return run.records[site]![layer]!.subarray((r * T + t) * width, (r * T + t + 1) * width);
   };
+  throwIfAborted(options.signal);
+  progress(2);
   const D = cfg.nEmbd;
   const patched = await model.engine.run(batch, {
     edits,
@@ -123,6 +129,7 @@ export async function patchActivations(model: Model, options: PatchOptions): Pro
     for (let r = 0; r < rows; r++) s += probOf(logits.subarray(r * V, (r + 1) * V), answer);
     return s / rows;
   };
+  progress(3);
   return { answer, clean: probOf(clean.logits!, answer), unpatched: meanProb(base.logits!), patched: meanProb(patched.logits!), logits: patched.logits! };
 }
 
