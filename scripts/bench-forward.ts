@@ -1,8 +1,8 @@
 // `npm run bench -- forward [--model gpt2|llama] [--threads N] [--shapes 1x1,1x64,8x64,1x512] [--min-seconds S] [--rounds R]`
 //
 // --model llama: a TinyLlama-1.1B-shaped Llama (22 layers × 2048, grouped-query attention 32:4,
-// random weights from scripts/random-model.ts, about 4.4 GB of f32 weights: run it under
-// `flock /work/locks/bigmem` on a shared machine). It reports load time, tokens/s and peak RSS; the
+// random weights from scripts/random-model.ts, about 4.4 GB of f32 weights: run it
+// alone on the machine). It reports load time, tokens/s and peak RSS; the
 // one-graph comparison is left out (a 1.1B-parameter graph exceeds protobuf's 2 GB), the MatMul
 // baseline stays. Default shapes 1x1,1x64, 2 rounds.
 //

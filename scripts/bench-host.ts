@@ -14,7 +14,7 @@
 // The largest event-loop delay is how late a 10 ms interval timer fired at worst during the phase.
 // Checkpoints are random GPT-2s written by scripts/random-model.ts into `--dir` (default
 // $TMPDIR/rome-node-host-bench) on first use: the GPT-2-small shape (498 MB) and a GPT-2-XL shape
-// (48 layers × 1600, 6.2 GB). Run the XL shape under `flock /work/locks/bigmem` on a shared machine.
+// (48 layers × 1600, 6.2 GB). Run the XL shape alone on the machine.
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
