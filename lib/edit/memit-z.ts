@@ -12,6 +12,7 @@ import type { Model, ModelCallOptions } from "../runtime/model.js";
 import type { Feed } from "../runtime/session.js";
 import type { Located } from "./lookup.js";
 import { zSession, ZG } from "./memit-z-graph.js";
+import { feedLayersAbove } from "./value-graph.js";
 import { Adam, type ValueParams, type ValueStep } from "./value.js";
 
 /** One request's prompts: rewriting prompts (template + prompt + target[:-1]), the KL prompt, the target ids. */
@@ -64,8 +65,6 @@ async function optimiseChunk(model: Model, layer: number, requests: readonly Tar
   const { edits } = call;
   const cfg = model.config;
   const D = cfg.nEmbd;
-  const H = cfg.nKvHead;
-  const Dh = cfg.headDim;
   const R = requests.length;
   // Rows: each request's rewriting prompts, then its KL prompt.
   const rows: Located[] = [];
@@ -131,20 +130,9 @@ async function optimiseChunk(model: Model, layer: number, requests: readonly Tar
     [ZG.weights]: tensor(Float32Array.from(weights), [Nn]),
     [ZG.selectKl]: tensor(BigInt64Array.from(klRow.flatMap((b) => [BigInt(b), BigInt(batch.pad[b]! + rows[b]!.index - P0)])), [R, 2]),
   };
-  for (let l = layer + 1; l < cfg.nLayer; l++) {
-    const f = edits.factors(l);
-    feeds[`past_key_${l}`] = tensor(above?.key[l] ?? new Float32Array(0), [B, H, P0, Dh]);
-    feeds[`past_value_${l}`] = tensor(above?.value[l] ?? new Float32Array(0), [B, H, P0, Dh]);
-    feeds[`edit_u_${l}`] = tensor(f?.u ?? new Float32Array(0), [cfg.nInner, f?.rank ?? 0]);
-    feeds[`edit_v_${l}`] = tensor(f?.v ?? new Float32Array(0), [f?.rank ?? 0, D]);
-  }
   const { session, weightNames } = await zSession(model, layer);
+  feedLayersAbove(model, layer, edits, above, B, P0, weightNames, feeds);
   if (session.inputNames.includes(ZG.positions)) feeds[ZG.positions] = tensor(win.positions, [B, W]);
-  // The weights of the layers above and the head, read back for this call only.
-  for (const name of weightNames) {
-    const w = model.weights.get(name)!;
-    feeds[name] = tensor(w.data, w.shape);
-  }
   const fetch = session.outputNames;
 
   const deltas = new Float32Array(R * D); // (R, D)

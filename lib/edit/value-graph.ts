@@ -10,8 +10,10 @@ import { attr } from "../graph/builder.js";
 import { emitContext, emitEditedMlp } from "../arch/segments.js";
 import type { EmitContext } from "../arch/types.js";
 import { RomeError } from "../errors.js";
+import type { EditView } from "../runtime/edit-view.js";
+import type { KVCache } from "../runtime/engine.js";
 import type { Model } from "../runtime/model.js";
-import { SegmentSession } from "../runtime/session.js";
+import { SegmentSession, type Feed } from "../runtime/session.js";
 
 /**
  * Value names of the loss graph (B prompts, W window columns: those from the earliest subject-last
@@ -113,5 +115,27 @@ async function build(model: Model, layer: number): Promise<ValueSession> {
     return { layer, session: await SegmentSession.fromGraph(grad, { threads: model.threads, spinning: model.spinning }), weightNames: ctx.weightNames };
   } catch (e) {
     throw new RomeError("ERR_ONNX", `onnxruntime rejected the value-gradient graph of layer ${layer}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/**
+ * The feeds of the layers above `layer` that the value and MEMIT target graphs share: per layer the
+ * kept keys and values of the B rows' first P0 columns ((B, H, P0, Dh), empty when P0 is 0) and the
+ * call's edit factors (U (F, r), V (r, D)); then the weights of the layers above and the head, read
+ * back from the model's source for this call only.
+ */
+export function feedLayersAbove(model: Model, layer: number, edits: EditView, above: KVCache | undefined, B: number, P0: number, weightNames: readonly string[], feeds: Record<string, Feed>): void {
+  const cfg = model.config;
+  const kv = [B, cfg.nKvHead, P0, cfg.headDim];
+  for (let l = layer + 1; l < cfg.nLayer; l++) {
+    const f = edits.factors(l);
+    feeds[`past_key_${l}`] = { data: above?.key[l] ?? new Float32Array(0), dims: kv };
+    feeds[`past_value_${l}`] = { data: above?.value[l] ?? new Float32Array(0), dims: kv };
+    feeds[`edit_u_${l}`] = { data: f?.u ?? new Float32Array(0), dims: [cfg.nInner, f?.rank ?? 0] };
+    feeds[`edit_v_${l}`] = { data: f?.v ?? new Float32Array(0), dims: [f?.rank ?? 0, cfg.nEmbd] };
+  }
+  for (const name of weightNames) {
+    const w = model.weights.get(name)!;
+    feeds[name] = { data: w.data, dims: w.shape };
   }
 }

@@ -11,7 +11,7 @@ import type { EditView } from "../runtime/edit-view.js";
 import type { Model } from "../runtime/model.js";
 import type { Feed } from "../runtime/session.js";
 import type { Located } from "./lookup.js";
-import { valueSession, VG } from "./value-graph.js";
+import { feedLayersAbove, valueSession, VG } from "./value-graph.js";
 
 export interface ValueParams {
   steps: number;
@@ -41,8 +41,6 @@ export interface ValueResult {
 export async function computeValue(model: Model, layer: number, rewriting: readonly Located[], kl: Located, target: readonly number[], edits: EditView, p: ValueParams, call: CallOptions = {}): Promise<ValueResult> {
   const cfg = model.config;
   const D = cfg.nEmbd;
-  const H = cfg.nKvHead;
-  const Dh = cfg.headDim;
   const all = [...rewriting, kl];
   const t0 = performance.now();
   const batch = padBatch(all.map((x) => x.ids));
@@ -88,20 +86,9 @@ export async function computeValue(model: Model, layer: number, rewriting: reado
     [VG.weights]: tensor(Float32Array.from(weights), [Nn]),
     [VG.selectKl]: tensor(BigInt64Array.from([BigInt(B - 1), BigInt(batch.pad[B - 1]! + kl.index - P0)]), [1, 2]),
   };
-  for (let l = layer + 1; l < cfg.nLayer; l++) {
-    const f = edits.factors(l);
-    feeds[`past_key_${l}`] = tensor(above?.key[l] ?? new Float32Array(0), [B, H, P0, Dh]);
-    feeds[`past_value_${l}`] = tensor(above?.value[l] ?? new Float32Array(0), [B, H, P0, Dh]);
-    feeds[`edit_u_${l}`] = tensor(f?.u ?? new Float32Array(0), [cfg.nInner, f?.rank ?? 0]);
-    feeds[`edit_v_${l}`] = tensor(f?.v ?? new Float32Array(0), [f?.rank ?? 0, D]);
-  }
   const { session, weightNames } = await valueSession(model, layer);
+  feedLayersAbove(model, layer, edits, above, B, P0, weightNames, feeds);
   if (session.inputNames.includes(VG.positions)) feeds[VG.positions] = tensor(win.positions, [B, W]);
-  // The weights of the layers above and the head, read back for this edit only.
-  for (const name of weightNames) {
-    const w = model.weights.get(name)!;
-    feeds[name] = tensor(w.data, w.shape);
-  }
   const fetch = session.outputNames;
   const t1 = performance.now();
 
