@@ -8,7 +8,7 @@ import { spreadUpdates } from "../lib/edit/memit-spread.js";
 import { computeStats, computeStatsLayers, loadStats, type Stats } from "../lib/edit/stats.js";
 import { SafetensorsFile } from "../lib/model/safetensors.js";
 import { Model } from "../lib/runtime/model.js";
-import { maxAbsDiff, tempDir, TINYFACTS } from "./helpers.js";
+import { maxAbsDiff, relFrobenius, tempDir, TINYFACTS } from "./helpers.js";
 
 // The reference code's batch of 10 CounterFact records (kmeng01/memit at layers [0, 1], λ 20, clamp 4, 100 steps).
 const golden = JSON.parse(readFileSync(join(TINYFACTS, "golden-memit.json"), "utf8"));
@@ -34,16 +34,6 @@ test.after.always(async () => {
   tensors.close();
   await model?.dispose();
 });
-
-function relFrobenius(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 test.serial("ΔW per layer, the keys and adj_k match the reference's golden batch within 1e-3 relative (its z, templates, statistics)", async (t) => {
   const setup = await setupBatch(model, requests, options, "memit");

@@ -8,7 +8,7 @@ import { spreadUpdates, type LayerFactors } from "../lib/edit/memit-spread.js";
 import { loadStats, type Stats } from "../lib/edit/stats.js";
 import { SafetensorsFile } from "../lib/model/safetensors.js";
 import { Model } from "../lib/runtime/model.js";
-import { TINYFACTS } from "./helpers.js";
+import { relFrobenius, TINYFACTS } from "./helpers.js";
 
 // The golden MEMIT batch's requests, templates and targets z, edited into layer 1 only.
 const golden = JSON.parse(readFileSync(join(TINYFACTS, "golden-memit.json"), "utf8"));
@@ -97,7 +97,7 @@ test.serial("the update leaves keys in the preserved space unchanged (MEMIT's do
   t.true(Math.min(...outputNorms(a.keys[0]!, dA)) > 1);
 
   // The authors' form, solved densely.
-  const e = relDiff(a.layers[0]!.u, referenceAdj(ns.basis, ns.dim, a.keys[0]!, new Float32Array(0)));
+  const e = relFrobenius(a.layers[0]!.u, referenceAdj(ns.basis, ns.dim, a.keys[0]!, new Float32Array(0)));
   t.true(e < 1e-5, `relative difference to the dense solve ${e}`);
 });
 
@@ -112,7 +112,7 @@ test.serial("a second batch with the same state solves the reference's sequentia
   // The second batch is solved on the base model (its own update alone), with and without the first batch's keys.
   const e2 = await edit(second, z2, alphaEditSolver(model, state, ALPHA));
   const ns = state.layers.get(1)!;
-  const e = relDiff(e2.layers[0]!.u, referenceAdj(ns.basis, ns.dim, e2.keys[0]!, keys1));
+  const e = relFrobenius(e2.layers[0]!.u, referenceAdj(ns.basis, ns.dim, e2.keys[0]!, keys1));
   t.true(e < 1e-5, `relative difference to the dense solve ${e}`);
   const withState = deltaOf(e2.layers[0]!);
   const fresh = deltaOf((await edit(second, z2, alphaEditSolver(model, freshState(), ALPHA))).layers[0]!);
@@ -121,16 +121,6 @@ test.serial("a second batch with the same state solves the reference's sequentia
   t.true(kept < 0.95 * moved, `first batch's outputs moved by ${kept} with the state, ${moved} without`);
   t.is(state.layers.get(1)!.previous.some((x) => x !== 0), true);
 });
-
-function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 /**
  * The authors' adj: (P (K Kᵀ + Kp Kpᵀ) + α I)⁻¹ P K (F, N) with P = Û Ûᵀ, for keys K (N, F) and
