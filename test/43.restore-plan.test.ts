@@ -8,7 +8,7 @@ import { RomeError } from "../lib/errors.js";
 import { nativeAddonForTests } from "../lib/native.js";
 import { Model } from "../lib/runtime/model.js";
 import { patchActivations } from "../lib/trace/patching.js";
-import { applyPlanJs, forceRestoreBackend, restoreBackend, RestorePlan } from "../lib/trace/restore-plan.js";
+import { forceRestoreBackend, restoreBackend, RestorePlan } from "../lib/trace/restore-plan.js";
 import { traceKinds, traceSevered } from "../lib/trace/trace.js";
 import { ROOT, TINYFACTS } from "./helpers.js";
 

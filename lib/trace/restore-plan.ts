@@ -101,7 +101,7 @@ function check(dst: Float32Array, sources: readonly Float32Array[], plan: Int32A
 }
 
 /** The plan in JavaScript, for when the addon is not built: the addon's semantics exactly. */
-export function applyPlanJs(dst: Float32Array, sources: readonly Float32Array[], plan: Int32Array, W: number): void {
+function applyPlanJs(dst: Float32Array, sources: readonly Float32Array[], plan: Int32Array, W: number): void {
   for (let p = 0; p < plan.length; p += FIELDS) {
     const n = plan[p + 1]! * W;
     const o = plan[p]! * W;
