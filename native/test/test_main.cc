@@ -1,6 +1,7 @@
 // rome_native_test: checks every kernel of the addon against a naive reference on random inputs of
 // awkward sizes, printing max differences; exits non-zero on any failure. CUDA parity cases run
 // when built with CUDA and a device is present (skipped otherwise). Run by `npm run test:native`.
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
