@@ -68,12 +68,10 @@ interface Prof {
   calls: Record<"embed" | "attn" | "mlp" | "head", number>;
   /** rows (B·T) of each MLP call and its FLOPs weight */
   mlpRows: number[];
-  /** attention calls with a past: (rows B, positions Tp, past P) */
-  attnShapes: [number, number, number][];
   headRows: number;
   meter?: { flops: number };
 }
-const newProf = (): Prof => ({ seconds: { embed: 0, attn: 0, mlp: 0, head: 0 }, calls: { embed: 0, attn: 0, mlp: 0, head: 0 }, mlpRows: [], attnShapes: [], headRows: 0 });
+const newProf = (): Prof => ({ seconds: { embed: 0, attn: 0, mlp: 0, head: 0 }, calls: { embed: 0, attn: 0, mlp: 0, head: 0 }, mlpRows: [], headRows: 0 });
 
 /** Wraps the engine's segment methods on the instance; `prof.current` collects until replaced. */
 function instrument(engine: Engine): { current: Prof } {
@@ -93,8 +91,6 @@ function instrument(engine: Engine): { current: Prof } {
   };
   wrap("embed", () => {});
   wrap("attn", (a) => {
-    const batch = a[1] as { B: number; T: number; past: number };
-    if (batch.past > 0) box.current.attnShapes.push([batch.B, batch.T, batch.past]);
     if (a[5]) box.current.meter = a[5] as { flops: number };
   });
   wrap("mlp", (a) => {
