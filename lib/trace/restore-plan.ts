@@ -15,13 +15,13 @@ export type RestoreBackend = "native" | "js";
 let chosen: RestoreBackend | undefined;
 let forced: RestoreBackend | undefined;
 
-/** The executor plans run on: the addon when it loads (once per thread), JavaScript otherwise. */
+/** The executor plans run on: the addon when it loads (once per thread) and has `applyPlan` (a
+ * build older than it has not), JavaScript otherwise. */
 export function restoreBackend(): RestoreBackend {
   if (forced) return forced;
   if (chosen === undefined) {
     try {
-      nativeAddon();
-      chosen = "native";
+      chosen = typeof nativeAddon().applyPlan === "function" ? "native" : "js";
     } catch {
       chosen = "js";
     }
@@ -32,7 +32,9 @@ export function restoreBackend(): RestoreBackend {
 /** Forces an executor (tests and benchmarks compare the two); undefined: back to automatic. */
 export function forceRestoreBackend(backend: RestoreBackend | undefined): void {
   if (backend !== undefined && backend !== "native" && backend !== "js") throw new RomeError("ERR_ARGUMENT", `Expected 'native' or 'js' but received ${String(backend)}`);
-  if (backend === "native") nativeAddon(); // throws ERR_NATIVE_LOAD with what to do
+  if (backend === "native" && typeof nativeAddon().applyPlan !== "function") { // nativeAddon throws ERR_NATIVE_LOAD with what to do
+    throw new RomeError("ERR_NATIVE_LOAD", "The loaded native addon predates applyPlan: rebuild it with `npm run build:native`");
+  }
   forced = backend;
 }
 
