@@ -1,6 +1,6 @@
 // `npm run bench -- precision [--facts 100] [--gpt2-facts 3] [--samples 10] [--only tiny|gpt2]`
 //
-// The reduced-precision sweep (Model.load's `precision: "int8"`, lib/graph/quantize.ts) against
+// The reduced-precision sweep (int8 weight products, scripts/int8-weights.ts; not adopted) against
 // the exact one (f32), same facts, one run: per fact the exact sweep (traceKinds, strategy
 // "minimal", kinds resid/mlp/attn, window 10) on an f32 model and on an int8 model, in alternating
 // order, timed in wall and in process CPU seconds (onnxruntime runs one thread, so CPU seconds
@@ -14,13 +14,13 @@
 import { cpus, loadavg } from "node:os";
 import { Tokenizer } from "../lib/model/tokenizer.js";
 import { Model } from "../lib/runtime/model.js";
-import type { MatMulPrecision } from "../lib/graph/quantize.js";
 import { topIndices } from "../lib/trace/agreement.js";
 import { readKnownFacts, type KnownFact } from "../lib/trace/known.js";
 import { subjectEmbeddingStd } from "../lib/trace/noise.js";
 import { traceKinds, type TraceResult } from "../lib/trace/trace.js";
 import type { TraceKind } from "../lib/trace/grid.js";
 import { arg, printTable, writeResults } from "./bench-util.js";
+import { int8Arch, loadAt } from "./int8-weights.js";
 import { randomGpt2 } from "./random-model.js";
 
 const tinyFacts = Number(arg("facts") ?? 100);
@@ -29,6 +29,7 @@ const samples = Number(arg("samples") ?? 10);
 const only = arg("only");
 const KINDS: readonly TraceKind[] = ["resid", "mlp", "attn"];
 const NEAR = 0.01;
+type MatMulPrecision = "f32" | "int8";
 
 type Load = (precision: MatMulPrecision) => Promise<Model>;
 
@@ -96,12 +97,12 @@ async function benchModel(name: string, load: Load, facts: KnownFact[]) {
 const reports = [];
 console.log(`precision benchmark: f32 against int8 weight products, exact sweep (minimal), samples ${samples}, window 10, 3 kinds per call, 1 thread; ${cpus().length} cores, load ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
 if (only !== "gpt2") {
-  reports.push(await benchModel("tinyfacts", (precision) => Model.load("models/tinyfacts", { precision }), readKnownFacts("models/tinyfacts/known.json").slice(0, tinyFacts)));
+  reports.push(await benchModel("tinyfacts", (precision) => loadAt("models/tinyfacts", precision), readKnownFacts("models/tinyfacts/known.json").slice(0, tinyFacts)));
 }
 if (only !== "tiny") {
   const tokenizer = await Tokenizer.load("models/tiny-gpt2-random");
   const { arch, config, weights } = randomGpt2({}, 1);
-  reports.push(await benchModel("gpt2-small-random", (precision) => Model.fromWeights(arch, config, weights, { tokenizer, precision }), readKnownFacts("data/known_1000.json").slice(0, gptFacts)));
+  reports.push(await benchModel("gpt2-small-random", (precision) => Model.fromWeights(precision === "int8" ? int8Arch(arch) : arch, config, weights, { tokenizer }), readKnownFacts("data/known_1000.json").slice(0, gptFacts)));
 }
 printTable("speed and score deviation, int8 against f32 (cells from the subject's first token on)", reports.map((r) => r.speed));
 printTable("top-cell agreement per kind", reports.flatMap((r) => r.agree));

@@ -1,4 +1,4 @@
-// `npx tsx scripts/lab-matmul.ts [block]`: the lab behind lib/graph/quantize.ts. One GPT-2-small
+// `npx tsx scripts/lab-matmul.ts [block]`: the lab behind scripts/int8-weights.ts. One GPT-2-small
 // MLP product, (M, 768) @ (768, 3072) and (M, 3072) @ (3072, 768), M = 64 and 512, one thread,
 // per way onnxruntime 1.30's CPU build offers to multiply by a quantised weight: f32 MatMul (the
 // baseline), com.microsoft DynamicQuantizeMatMul with int8 per-column weights (what "int8" uses),
@@ -7,7 +7,7 @@
 // output's RMS.
 import ort from "onnxruntime-node";
 import { attr, GraphBuilder } from "../lib/graph/builder.js";
-import { int8MatMul } from "../lib/graph/quantize.js";
+import { int8MatMul } from "./int8-weights.js";
 import { ortThreading } from "../lib/runtime/threading.js";
 
 type Variant = "f32" | "int8" | "nbits8" | "nbits4";

@@ -12,7 +12,6 @@ import { throwIfAborted, type CallOptions } from "./call.js";
 import type { EditView } from "./edit-view.js";
 import { attnFlops, headFlops, mlpFlops } from "./flops.js";
 import { SegmentSession, type Scratch, type SessionOptions } from "./session.js";
-import { quantizeGraph, type MatMulPrecision } from "../graph/quantize.js";
 
 /** Per-layer past keys and values, each (B, Hkv, P, Dh). */
 export interface KVCache {
@@ -95,14 +94,11 @@ export class Engine {
    * Compiles and opens the segments one at a time: each reads its weights from `weights` (a
    * checkpoint-backed source reads them from the file just for it), hands them to onnxruntime and
    * lets go of them before the next, yielding to the event loop in between. Progress is reported as
-   * phase "load" in segments; an abort releases the sessions already opened. `precision` is that
-   * of the weight products of the attention and MLP segments (embeddings and head stay f32).
+   * phase "load" in segments; an abort releases the sessions already opened.
    */
-  static async create(arch: ArchDescription, cfg: ModelConfig, weights: WeightSource, opts: SessionOptions & { precision?: MatMulPrecision }, call: CallOptions = {}): Promise<Engine> {
-    const precision = opts.precision ?? "f32";
-    const at = (segment: Segment) => (quantizeGraph(segment.graph, precision), segment);
+  static async create(arch: ArchDescription, cfg: ModelConfig, weights: WeightSource, opts: SessionOptions, call: CallOptions = {}): Promise<Engine> {
     const compile: (() => Segment)[] = [() => compileEmbed(arch, cfg, weights)];
-    for (let l = 0; l < cfg.nLayer; l++) compile.push(() => at(compileAttention(arch, cfg, weights, l)), () => at(compileMlp(arch, cfg, weights, l)));
+    for (let l = 0; l < cfg.nLayer; l++) compile.push(() => compileAttention(arch, cfg, weights, l), () => compileMlp(arch, cfg, weights, l));
     compile.push(() => compileHead(arch, cfg, weights));
     const sessions: SegmentSession[] = [];
     const scratch: Scratch = {}; // one serialisation buffer for all segments: no garbage model bytes
@@ -110,7 +106,7 @@ export class Engine {
       for (const [i, segment] of compile.entries()) {
         await new Promise((resolve) => setImmediate(resolve));
         throwIfAborted(call.signal);
-        sessions.push(await SegmentSession.create(segment(), { threads: opts.threads, spinning: opts.spinning }, scratch));
+        sessions.push(await SegmentSession.create(segment(), opts, scratch));
         call.onProgress?.({ phase: "load", done: i + 1, total: compile.length });
       }
     } catch (e) {

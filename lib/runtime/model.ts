@@ -9,7 +9,6 @@ import { Tokenizer } from "../model/tokenizer.js";
 import { HostedModel } from "../host/hosted-model.js";
 import { nextStep, padBatch } from "./batch.js";
 import { throwIfAborted, type CallOptions } from "./call.js";
-import { MATMUL_PRECISIONS, type MatMulPrecision } from "../graph/quantize.js";
 import { Engine, SITES, type RunResult, type Site } from "./engine.js";
 import { EditSet, type EditSelection } from "./edits.js";
 import { ModelResources } from "./resources.js";
@@ -30,23 +29,13 @@ export interface LoadOptions {
    * (lib/host/), whose work never blocks this thread's event loop. Default false (in-thread).
    */
   worker?: boolean;
-  /**
-   * Experimental. Precision of the weight products in the attention and MLP segments: "f32"
-   * (default, exact) or "int8" (weights quantised per output column once at load, activations per
-   * call: onnxruntime's integer kernels). Embeddings, the head, the restored states and the edits
-   * stay f32; the ROME/MEMIT gradient graphs read the f32 weights. docs/sweeps.md ("Reduced
-   * precision") has the speed and agreement with the exact sweep.
-   */
-  precision?: MatMulPrecision;
 }
-const LOAD_OPTIONS = ["threads", "spinning", "batchSize", "worker", "precision"] as const;
+const LOAD_OPTIONS = ["threads", "spinning", "batchSize", "worker"] as const;
 
-function checkLoadOptions(options: LoadOptions): { threads: number; batchSize: number; spinning: boolean; precision: MatMulPrecision } {
+function checkLoadOptions(options: LoadOptions): { threads: number; batchSize: number; spinning: boolean } {
   const spinning = options.spinning ?? false;
   if (typeof spinning !== "boolean") throw new RomeError("ERR_ARGUMENT", `spinning must be true or false, received ${JSON.stringify(spinning)}`);
-  const precision = options.precision ?? "f32";
-  if (!MATMUL_PRECISIONS.includes(precision)) throw new RomeError("ERR_ARGUMENT", `precision must be one of ${MATMUL_PRECISIONS.map((p) => `"${p}"`).join(", ")}, received ${JSON.stringify(precision)}`);
-  return { threads: checkInt("threads", options.threads ?? 1, 1, 64), batchSize: checkInt("batchSize", options.batchSize ?? 64, 1, 4096), spinning, precision };
+  return { threads: checkInt("threads", options.threads ?? 1, 1, 64), batchSize: checkInt("batchSize", options.batchSize ?? 64, 1, 4096), spinning };
 }
 
 /** Options of every model call: the edit set it runs with, cancellation and progress. */
@@ -137,7 +126,7 @@ export class Model {
     checkOptionNames("Model.load", options, [...LOAD_OPTIONS, "signal", "onProgress"]);
     const { worker, signal, onProgress, ...inThread } = options;
     if (worker) return HostedModel.load(dir, inThread);
-    const { threads, batchSize, spinning, precision } = checkLoadOptions(inThread);
+    const { threads, batchSize, spinning } = checkLoadOptions(inThread);
     const ckpt = openCheckpoint(dir);
     try {
       const tokenizer = await Tokenizer.load(dir);
@@ -161,7 +150,7 @@ export class Model {
           return { byteLength: raw.byteLength, write(target) { raw.write(target); fp.addRaw(name, source.shapeOf(name)!, target); } };
         },
       };
-      const engine = await Engine.create(ckpt.arch, ckpt.config, sampled, { threads, spinning, precision }, { signal, onProgress });
+      const engine = await Engine.create(ckpt.arch, ckpt.config, sampled, { threads, spinning }, { signal, onProgress });
       for (const name of source.keys()) if (!fp.has(name)) fp.add(name, source.get(name)!);
       return new Model({
         arch: ckpt.arch, config: ckpt.config, weights: source, engine, threads, spinning, batchSize, tokenizer, sourceDir: dir,
@@ -176,8 +165,8 @@ export class Model {
   /** Builds a model from weights in memory (tests, benchmarks, converted checkpoints). */
   static async fromWeights(arch: ArchDescription, config: ModelConfig, weights: Weights,
     options: Omit<LoadOptions, "worker"> & { tokenizer?: Tokenizer; fingerprint?: string; sourceDir?: string; storedNames?: Map<string, string> } = {}): Promise<Model> {
-    const { threads, batchSize, spinning, precision } = checkLoadOptions(options);
-    const engine = await Engine.create(arch, config, weights, { threads, spinning, precision });
+    const { threads, batchSize, spinning } = checkLoadOptions(options);
+    const engine = await Engine.create(arch, config, weights, { threads, spinning });
     return new Model({
       arch, config, weights, engine, threads, spinning, batchSize, tokenizer: options.tokenizer, sourceDir: options.sourceDir, storedNames: options.storedNames,
       fingerprint: options.fingerprint ?? fingerprint(config, weights),

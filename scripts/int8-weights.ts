@@ -1,18 +1,14 @@
-// Reduced-precision matrix products (issue 14, item 4): a weight W (K, N) in [in, out] layout is
-// quantised once, symmetrically, and the product x @ W is emitted as onnxruntime's quantised
-// contrib operator, which its CPU build runs with integer kernels (AVX-512 VNNI here).
-// Activations stay f32 at every segment boundary: only the weight matrices change.
-import type { GraphBuilder } from "./builder.js";
-
-/**
- * How x @ W is computed:
- * - "f32": MatMul (exact);
- * - "int8": com.microsoft DynamicQuantizeMatMul, W int8 with one scale per output column, x
- *   quantised to uint8 per call (per tensor, scale and zero point from its range: onnxruntime's
- *   QGEMM). MatMulNBits (8 and 4 bits, accuracy level 4) was slower in scripts/lab-matmul.ts.
- */
-export type MatMulPrecision = "f32" | "int8";
-export const MATMUL_PRECISIONS: readonly MatMulPrecision[] = ["f32", "int8"];
+// The reduced-precision experiment (issue 14, item 4; not adopted: docs/sweeps.md, "Reduced
+// precision"). A weight W (K, N) in [in, out] layout is quantised once, symmetrically, and x @ W is
+// emitted as onnxruntime's quantised contrib operator, which its CPU build runs with integer
+// kernels (AVX-512 VNNI here). Activations stay f32 at every segment boundary: only the weight
+// matrices of the attention and MLP segments change. `int8Arch` wraps an architecture description
+// so that lib/ needs no switch: Model.fromWeights(int8Arch(arch), …) builds the int8 model.
+import type { ArchDescription } from "../lib/arch/types.js";
+import type { GraphBuilder } from "../lib/graph/builder.js";
+import { openCheckpoint } from "../lib/model/checkpoint.js";
+import { Tokenizer } from "../lib/model/tokenizer.js";
+import { Model } from "../lib/runtime/model.js";
 
 /** Symmetric int8 per output column: W ≈ q · scale[n]. w (K, N) → q (K, N), scale (N). */
 export function quantizeColumnsInt8(w: Float32Array, K: number, N: number): { q: Int8Array; scale: Float32Array } {
@@ -28,8 +24,13 @@ export function quantizeColumnsInt8(w: Float32Array, K: number, N: number): { q:
   return { q, scale };
 }
 
-/** x @ W at int8 for W (K, N) f32 in [in, out] layout, quantised here (once, when the graph is
- * built): x (..., K) → (..., N). `name` prefixes the initializers. */
+/**
+ * x @ W at int8 for W (K, N) f32 in [in, out] layout, quantised here (once, when the graph is
+ * built): com.microsoft DynamicQuantizeMatMul, W int8 with one scale per output column, x
+ * quantised to uint8 per call (per tensor, scale and zero point from its range: onnxruntime's
+ * QGEMM). MatMulNBits (8 and 4 bits, accuracy level 4) was slower (scripts/lab-matmul.ts).
+ * x (..., K) → (..., N); `name` prefixes the initializers.
+ */
 export function int8MatMul(b: GraphBuilder, x: string, name: string, w: Float32Array, K: number, N: number): string {
   const { q, scale } = quantizeColumnsInt8(w, K, N);
   const qw = b.initializer(`${name}.q`, [K, N], q, "int8");
@@ -40,11 +41,10 @@ export function int8MatMul(b: GraphBuilder, x: string, name: string, w: Float32A
 /**
  * Rewrites, in place, every MatMul of `b` whose right operand is a rank-2 f32 initializer (a
  * weight in [in, out] layout) or the Transpose of one ([out, in], as `linear` emits it) into the
- * quantised product at `precision`. Products of two activations (attention scores, the edits'
- * low-rank factors, which are graph inputs) stay f32. Returns how many products were rewritten.
+ * int8 product. Products of two activations (attention scores, the edits' low-rank factors, which
+ * are graph inputs) stay f32. Returns how many products were rewritten.
  */
-export function quantizeGraph(b: GraphBuilder, precision: MatMulPrecision): number {
-  if (precision === "f32") return 0;
+export function quantizeGraph(b: GraphBuilder): number {
   const inits = new Map(b.initializers.map((i) => [i.name, i]));
   const producer = new Map(b.nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
   const weightOf = (name: string) => {
@@ -91,4 +91,33 @@ function transpose(w: Float32Array, R: number, C: number): Float32Array {
   const out = new Float32Array(R * C);
   for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) out[c * R + r] = w[r * C + c]!;
   return out;
+}
+
+/** `arch` with its attention and MLP bodies' weight products at int8 (embeddings and head f32). */
+export function int8Arch(arch: ArchDescription): ArchDescription {
+  return {
+    ...arch,
+    emitAttention(ctx, layer, io) {
+      const out = arch.emitAttention(ctx, layer, io);
+      quantizeGraph(ctx.b);
+      return out;
+    },
+    emitMlp(ctx, layer, io) {
+      const out = arch.emitMlp(ctx, layer, io);
+      quantizeGraph(ctx.b);
+      return out;
+    },
+  };
+}
+
+/** A model directory loaded at "f32" (Model.load) or "int8" (weights read into memory, int8Arch). */
+export async function loadAt(dir: string, precision: "f32" | "int8"): Promise<Model> {
+  if (precision === "f32") return Model.load(dir);
+  const ckpt = openCheckpoint(dir);
+  try {
+    const weights = new Map([...ckpt.weights.keys()].map((k) => [k, ckpt.weights.get(k)!]));
+    return await Model.fromWeights(int8Arch(ckpt.arch), ckpt.config, weights, { tokenizer: await Tokenizer.load(dir), storedNames: ckpt.storedNames });
+  } finally {
+    ckpt.weights.close();
+  }
 }
