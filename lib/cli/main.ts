@@ -148,7 +148,7 @@ program.command("trace-dataset")
       let bar: Progress | undefined;
       const res = await traceDataset(m, {
         ...o, dataset: facts,
-        onProgress: (done, total, fact) => (bar ??= new Progress("tracing", total)).update(done, fact.subject),
+        onProgress: (p) => (bar ??= new Progress("tracing (facts)", p.total)).update(p.done),
       });
       console.log(`traced ${res.traced} facts (${res.resumed} resumed) → ${res.out}; noise level ${res.noiseLevel.toFixed(4)}`);
       for (const [k, avg] of Object.entries(res.averages)) {

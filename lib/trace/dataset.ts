@@ -1,12 +1,15 @@
 // Traces every fact of a known-facts dataset (ROME's known_1000.json schema): one JSON line per
 // fact, appended as it finishes so an interrupted run resumes where it stopped, then the averaged
 // indirect effects per kind in the reference's six token buckets, and optionally the pictures.
-import { mkdirSync } from "node:fs";
+// `traceDatasetFacts` yields the facts one at a time (`for await`); `traceDataset` runs it to the end.
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { checkInt, checkOptionNames, RomeError } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
-import { openJsonl, readJsonl } from "../io/jsonl.js";
-import type { Model } from "../runtime/model.js";
+import { openJsonl, readJsonl, type JsonlWriter } from "../io/jsonl.js";
+import { throwIfAborted } from "../runtime/call.js";
+import type { EditView } from "../runtime/edit-view.js";
+import type { Model, ModelCallOptions } from "../runtime/model.js";
 import { averageEffects, type AveragedEffects } from "./average.js";
 import { TRACE_KINDS, type TraceGrid, type TraceKind } from "./grid.js";
 import { averagedSvg, heatmapSvg, svgToPng } from "./heatmap.js";
@@ -14,11 +17,17 @@ import { readKnownFacts, type KnownFact } from "./known.js";
 import { subjectEmbeddingStd } from "./noise.js";
 import { traceKinds, type TraceOptions, type TraceResult } from "./trace.js";
 
-export interface TraceDatasetOptions {
+/**
+ * The facts to trace and how. `signal` stops within one batch of the fact in progress (its line is
+ * never written); `onProgress` reports phase "facts": `done` counts the facts of the first `limit`
+ * already in `out` when the call starts, then each fact as its line is written. `edits`: as every
+ * model call, captured when the call is made.
+ */
+export interface TraceDatasetFactsOptions extends ModelCallOptions {
   /** Path of a known-facts JSON file, or the facts themselves. */
   dataset: string | readonly KnownFact[];
-  /** JSON-lines output, one fact per line; an existing file is resumed. */
-  out: string;
+  /** JSON-lines output, one fact per line; facts already in it are skipped (the run resumes). Optional for traceDatasetFacts. */
+  out?: string;
   /** Kinds traced per fact. Default: all three. */
   kinds?: readonly TraceKind[];
   /** Trace only the first `limit` facts. Default: all. */
@@ -33,11 +42,15 @@ export interface TraceDatasetOptions {
   heatmaps?: string;
   /** Default 200, as the reference. */
   heatmapLimit?: number;
+}
+const FACT_OPTIONS = ["dataset", "out", "kinds", "limit", "noise", "samples", "window", "seed", "strategy", "heatmaps", "heatmapLimit", "edits", "signal", "onProgress"] as const;
+
+export interface TraceDatasetOptions extends TraceDatasetFactsOptions {
+  out: string;
   /** Folder for the averaged plots (SVG + PNG per kind). */
   plots?: string;
-  onProgress?: (done: number, total: number, fact: KnownFact) => void;
 }
-const OPTIONS = ["dataset", "out", "kinds", "limit", "noise", "samples", "window", "seed", "strategy", "heatmaps", "heatmapLimit", "plots", "onProgress"] as const;
+const OPTIONS = [...FACT_OPTIONS, "plots"] as const;
 
 /** One line of the output file. */
 export interface FactTrace {
@@ -57,29 +70,77 @@ export interface TraceDatasetResult {
   out: string;
   /** Facts traced by this call (not counting those resumed from the file). */
   traced: number;
+  /** Facts of the first `limit` that were already in the file. */
   resumed: number;
   averages: Partial<Record<TraceKind, AveragedEffects>>;
   noiseLevel: number;
 }
 
+/**
+ * The traces of the dataset's facts, one per fact as it finishes, in dataset order; with `out`,
+ * each is appended to the file before it is yielded, and facts the file already holds are skipped.
+ * Breaking out of the loop stops the run after the fact in progress and closes the file.
+ */
+export function traceDatasetFacts(model: Model, options: TraceDatasetFactsOptions): AsyncGenerator<FactTrace, void, undefined> {
+  return runFacts(model, options, model.edits.view(options.edits), "traceDatasetFacts", FACT_OPTIONS, {});
+}
+
+/** Traces the dataset to its end (see traceDatasetFacts), then writes the averages (`out`.summary.json) and plots. */
 export async function traceDataset(model: Model, options: TraceDatasetOptions): Promise<TraceDatasetResult> {
-  checkOptionNames("traceDataset", options, OPTIONS);
+  const edits = model.edits.view(options.edits); // the call's edit set, captured before any await
+  const { plots, ...factOptions } = options;
+  const run: RunInfo = {};
+  let traced = 0;
+  for await (const _ of runFacts(model, factOptions, edits, "traceDataset", OPTIONS, run, options)) traced++;
+  const keys = new Set(run.todo!.map((f) => String(f.known_id)));
+  const all = readJsonl<FactTrace>(options.out).filter((r) => keys.has(r.key));
+  const averages: Partial<Record<TraceKind, AveragedEffects>> = {};
+  for (const k of run.kinds!) {
+    const grids = all.map((r) => r.traces[k]).filter((g): g is TraceGrid & Omit<TraceResult, "flops"> => g !== undefined);
+    if (grids.some((g) => g.correctPrediction !== false)) averages[k] = averageEffects(grids, { kind: k });
+  }
+  const noiseLevel = typeof run.noise === "number" ? run.noise : (Object.values(all[0]?.traces ?? {})[0]?.noiseLevel ?? NaN);
+  writeFileAtomic(`${options.out}.summary.json`, JSON.stringify({ facts: all.length, noiseLevel, averages }, null, 1));
+  if (plots) {
+    mkdirSync(plots, { recursive: true });
+    for (const [k, avg] of Object.entries(averages)) {
+      const svg = averagedSvg(avg!);
+      writeFileAtomic(join(plots, `average-${k}.svg`), svg);
+      writeFileAtomic(join(plots, `average-${k}.png`), svgToPng(svg));
+    }
+  }
+  return { out: options.out, traced, resumed: all.length - traced, averages, noiseLevel };
+}
+
+/** What a run settled on, for traceDataset's summary. */
+interface RunInfo { todo?: KnownFact[]; kinds?: readonly TraceKind[]; noise?: TraceOptions["noise"] }
+
+async function* runFacts(model: Model, options: TraceDatasetFactsOptions, edits: EditView, name: string, names: readonly string[], run: RunInfo,
+  checked: object = options): AsyncGenerator<FactTrace, void, undefined> {
+  checkOptionNames(name, checked, names);
+  const { signal, onProgress } = options;
+  throwIfAborted(signal);
   const facts = typeof options.dataset === "string" ? readKnownFacts(options.dataset) : [...options.dataset];
   const kinds = options.kinds ?? TRACE_KINDS;
   for (const k of kinds) if (!TRACE_KINDS.includes(k)) throw new RomeError("ERR_UNKNOWN_KIND", `unknown trace kind ${JSON.stringify(k)}`);
   const limit = checkInt("limit", options.limit ?? facts.length, 0, facts.length);
   const todo = facts.slice(0, limit);
   const noise = options.noise ?? 3 * (await subjectEmbeddingStd(model, facts.map((f) => f.subject)));
-  const out = openJsonl<FactTrace>(options.out, { keyOf: (r) => r.key });
-  const resumed = out.done.size;
-  let traced = 0;
+  Object.assign(run, { todo, kinds, noise });
+  throwIfAborted(signal);
+  const created = options.out !== undefined && !existsSync(options.out);
+  const out: JsonlWriter<FactTrace> | undefined = options.out === undefined ? undefined : openJsonl<FactTrace>(options.out, { keyOf: (r) => r.key });
+  let appended = 0;
+  let done = out ? todo.filter((f) => out.done.has(String(f.known_id))).length : 0;
   try {
-    for (const [i, fact] of todo.entries()) {
+    onProgress?.({ phase: "facts", done, total: todo.length });
+    for (const fact of todo) {
       const key = String(fact.known_id);
-      if (out.done.has(key)) continue;
+      if (out?.done.has(key)) continue;
+      throwIfAborted(signal);
       const t0 = performance.now();
       const res = await traceKinds(model, {
-        prompt: fact.prompt, subject: fact.subject, noise,
+        prompt: fact.prompt, subject: fact.subject, noise, edits, signal,
         samples: options.samples, window: options.window, seed: options.seed, strategy: options.strategy,
       }, kinds);
       const first = res[kinds[0]!]!;
@@ -93,31 +154,21 @@ export async function traceDataset(model: Model, options: TraceDatasetOptions): 
         key, known_id: fact.known_id, prompt: fact.prompt, subject: fact.subject, attribute: fact.attribute,
         correctPrediction: correct, traces, flops: first.flops, seconds: (performance.now() - t0) / 1000,
       };
-      out.append(record);
-      traced++;
+      out?.append(record);
+      appended++;
       if (options.heatmaps && fact.known_id <= (options.heatmapLimit ?? 200)) writeHeatmaps(options.heatmaps, record);
-      options.onProgress?.(i + 1, todo.length, fact);
+      onProgress?.({ phase: "facts", done: ++done, total: todo.length });
+      yield record;
     }
+  } catch (e) {
+    if (created && appended === 0) {
+      out!.close();
+      rmSync(options.out!, { force: true }); // a run stopped before its first fact leaves no file
+    }
+    throw e;
   } finally {
-    out.close();
+    out?.close();
   }
-  const all = readJsonl<FactTrace>(options.out).filter((r) => todo.some((f) => String(f.known_id) === r.key));
-  const averages: Partial<Record<TraceKind, AveragedEffects>> = {};
-  for (const k of kinds) {
-    const grids = all.map((r) => r.traces[k]).filter((g): g is TraceGrid & Omit<TraceResult, "flops"> => g !== undefined);
-    if (grids.some((g) => g.correctPrediction !== false)) averages[k] = averageEffects(grids, { kind: k });
-  }
-  const noiseLevel = typeof noise === "number" ? noise : (Object.values(all[0]?.traces ?? {})[0]?.noiseLevel ?? NaN);
-  writeFileAtomic(`${options.out}.summary.json`, JSON.stringify({ facts: all.length, noiseLevel, averages }, null, 1));
-  if (options.plots) {
-    mkdirSync(options.plots, { recursive: true });
-    for (const [k, avg] of Object.entries(averages)) {
-      const svg = averagedSvg(avg!);
-      writeFileAtomic(join(options.plots, `average-${k}.svg`), svg);
-      writeFileAtomic(join(options.plots, `average-${k}.png`), svgToPng(svg));
-    }
-  }
-  return { out: options.out, traced, resumed, averages, noiseLevel };
 }
 
 function writeHeatmaps(dir: string, record: FactTrace): void {
