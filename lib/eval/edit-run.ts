@@ -45,6 +45,8 @@ export interface EditRunOptions extends CallOptions {
   untouched?: readonly EditRecord[];
   /** MEMIT/AlphaEdit/ROME hyperparameter overrides. */
   hparams?: Record<string, unknown>;
+  /** Index of the first batch, when these records are a shard of a larger run (keys and `batch` count from it). Default 0. */
+  firstBatch?: number;
   /** Called after each line is written, with the lines done, the total and the line. */
   onLine?: (done: number, total: number, line: RunLine) => void;
 }
@@ -75,6 +77,10 @@ export async function runEdits(model: Model, records: readonly EditRecord[], opt
   if (!EDIT_MODES.includes(mode)) throw new RomeError("ERR_ARGUMENT", `mode must be one of ${EDIT_MODES.join(", ")}, received ${JSON.stringify(mode)}`);
   const B = mode === "alone" ? 1 : options.batchSize ?? 10;
   if (!Number.isInteger(B) || B < 1) throw new RomeError("ERR_ARGUMENT", `batchSize must be a positive integer, received ${B}`);
+  const first = options.firstBatch ?? 0;
+  if (!Number.isInteger(first) || first < 0 || (first > 0 && mode === "sequential")) {
+    throw new RomeError("ERR_ARGUMENT", `firstBatch must be a non-negative integer, and 0 in sequential mode (a sequential run is one piece), received ${first}`);
+  }
   const batches: EditRecord[][] = [];
   for (let i = 0; i < records.length; i += B) batches.push(records.slice(i, i + B));
   const { signal, onProgress } = options;
@@ -83,7 +89,7 @@ export async function runEdits(model: Model, records: readonly EditRecord[], opt
   throwIfAborted(signal);
   const file = openJsonl<RunLine>(options.out);
   const lines = [...file.records];
-  const keyOf = (k: number) => mode === "alone" ? `r:${batches[k]![0]!.id}` : `${mode}:${k}`;
+  const keyOf = (k: number) => mode === "alone" ? `r:${batches[k]![0]!.id}` : `${mode}:${first + k}`;
   let done = batches.filter((_, k) => file.done.has(keyOf(k))).length;
   const progress = () => onProgress?.({ phase: mode === "alone" ? "records" : "batches", done, total: batches.length });
   const saved = `${options.out}.edits`;
@@ -119,7 +125,7 @@ export async function runEdits(model: Model, records: readonly EditRecord[], opt
         const esSoFar = mode === "sequential" ? mean((await scoreRecords(model, sofar, signal)).map((s) => s.es)) : undefined;
         const untouched = mode !== "alone" && options.untouched?.length ? await untouchedAccuracy(model, options.untouched, signal) : undefined;
         line = {
-          key, batch: k, ids: batch.map((r) => r.id), edits: mode === "sequential" ? sofar.length : batch.length, scores, refused,
+          key, batch: first + k, ids: batch.map((r) => r.id), edits: mode === "sequential" ? sofar.length : batch.length, scores, refused,
           ...(esSoFar !== undefined ? { esSoFar } : {}), ...(untouched !== undefined ? { untouched } : {}),
           seconds: { ...seconds, edit: (t1 - t0) / 1000, evaluate: (performance.now() - t1) / 1000 },
         };

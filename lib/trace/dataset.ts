@@ -92,15 +92,25 @@ export async function traceDataset(model: Model, options: TraceDatasetOptions): 
   const run: RunInfo = {};
   let traced = 0;
   for await (const _ of runFacts(model, factOptions, edits, "traceDataset", OPTIONS, run, options)) traced++;
-  const keys = new Set(run.todo!.map((f) => String(f.known_id)));
-  const all = readJsonl<FactTrace>(options.out).filter((r) => keys.has(r.key));
+  const { averages, noiseLevel, facts } = summarizeDataset(options.out, run.todo!, run.kinds!, run.noise, plots);
+  return { out: options.out, traced, resumed: facts - traced, averages, noiseLevel };
+}
+
+/**
+ * The end of a sweep: the lines of `out` for `facts`, averaged per kind in the reference's token
+ * buckets, written to `<out>.summary.json` (and the averaged plots to `plots`); `facts`: the lines found.
+ */
+export function summarizeDataset(out: string, facts: readonly KnownFact[], kinds: readonly TraceKind[], noise: TraceOptions["noise"], plots?: string):
+  { averages: Partial<Record<TraceKind, AveragedEffects>>; noiseLevel: number; facts: number } {
+  const keys = new Set(facts.map((f) => String(f.known_id)));
+  const all = readJsonl<FactTrace>(out).filter((r) => keys.has(r.key));
   const averages: Partial<Record<TraceKind, AveragedEffects>> = {};
-  for (const k of run.kinds!) {
+  for (const k of kinds) {
     const grids = all.map((r) => r.traces[k]).filter((g): g is TraceGrid & Omit<TraceResult, "flops"> => g !== undefined);
     if (grids.some((g) => g.correctPrediction !== false)) averages[k] = averageEffects(grids, { kind: k });
   }
-  const noiseLevel = typeof run.noise === "number" ? run.noise : (Object.values(all[0]?.traces ?? {})[0]?.noiseLevel ?? NaN);
-  writeFileAtomic(`${options.out}.summary.json`, JSON.stringify({ facts: all.length, noiseLevel, averages }, null, 1));
+  const noiseLevel = typeof noise === "number" ? noise : (Object.values(all[0]?.traces ?? {})[0]?.noiseLevel ?? NaN);
+  writeFileAtomic(`${out}.summary.json`, JSON.stringify({ facts: all.length, noiseLevel, averages }, null, 1));
   if (plots) {
     mkdirSync(plots, { recursive: true });
     for (const [k, avg] of Object.entries(averages)) {
@@ -109,7 +119,43 @@ export async function traceDataset(model: Model, options: TraceDatasetOptions): 
       writeFileAtomic(join(plots, `average-${k}.png`), svgToPng(svg));
     }
   }
-  return { out: options.out, traced, resumed: all.length - traced, averages, noiseLevel };
+  return { averages, noiseLevel, facts: all.length };
+}
+
+/** What traceFact needs besides the fact: the dataset's settings, with the noise already resolved. */
+export interface FactTraceOptions extends ModelCallOptions {
+  kinds: readonly TraceKind[];
+  noise: TraceOptions["noise"];
+  samples?: number;
+  window?: number;
+  seed?: number;
+  strategy?: "minimal" | "naive";
+}
+
+/**
+ * One fact of a dataset sweep: its traces of every kind (one shared clean and corrupted run) as the
+ * line traceDataset writes. The queue's workers call it too, so a sharded sweep writes the same lines.
+ */
+export async function traceFact(model: Model, fact: KnownFact, options: FactTraceOptions): Promise<FactTrace> {
+  const { kinds } = options;
+  const t0 = performance.now();
+  const res = await traceKinds(model, {
+    prompt: fact.prompt, subject: fact.subject, noise: options.noise,
+    samples: options.samples, window: options.window, seed: options.seed, strategy: options.strategy,
+    ...(options.edits ? { edits: options.edits } : {}),
+    ...(options.signal ? { signal: options.signal } : {}), ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  }, kinds);
+  const first = res[kinds[0]!]!;
+  const correct = first.answer.token.trim() === fact.attribute.trim();
+  const traces: FactTrace["traces"] = {};
+  for (const k of kinds) {
+    const { flops: _flops, ...rest } = res[k]!;
+    traces[k] = { ...rest, correctPrediction: correct };
+  }
+  return {
+    key: String(fact.known_id), known_id: fact.known_id, prompt: fact.prompt, subject: fact.subject, attribute: fact.attribute,
+    correctPrediction: correct, traces, flops: first.flops, seconds: (performance.now() - t0) / 1000,
+  };
 }
 
 /** What a run settled on, for traceDataset's summary. */
@@ -138,22 +184,7 @@ async function* runFacts(model: Model, options: TraceDatasetFactsOptions, edits:
       const key = String(fact.known_id);
       if (out?.done.has(key)) continue;
       throwIfAborted(signal);
-      const t0 = performance.now();
-      const res = await traceKinds(model, {
-        prompt: fact.prompt, subject: fact.subject, noise, edits, signal,
-        samples: options.samples, window: options.window, seed: options.seed, strategy: options.strategy,
-      }, kinds);
-      const first = res[kinds[0]!]!;
-      const correct = first.answer.token.trim() === fact.attribute.trim();
-      const traces: FactTrace["traces"] = {};
-      for (const k of kinds) {
-        const { flops: _flops, ...rest } = res[k]!;
-        traces[k] = { ...rest, correctPrediction: correct };
-      }
-      const record: FactTrace = {
-        key, known_id: fact.known_id, prompt: fact.prompt, subject: fact.subject, attribute: fact.attribute,
-        correctPrediction: correct, traces, flops: first.flops, seconds: (performance.now() - t0) / 1000,
-      };
+      const record = await traceFact(model, fact, { kinds, noise, edits, signal, samples: options.samples, window: options.window, seed: options.seed, strategy: options.strategy });
       out?.append(record);
       appended++;
       if (options.heatmaps && fact.known_id <= (options.heatmapLimit ?? 200)) writeHeatmaps(options.heatmaps, record);
@@ -171,7 +202,8 @@ async function* runFacts(model: Model, options: TraceDatasetFactsOptions, edits:
   }
 }
 
-function writeHeatmaps(dir: string, record: FactTrace): void {
+/** Writes one fact's heatmaps (SVG and PNG per kind) into `dir`. */
+export function writeHeatmaps(dir: string, record: FactTrace): void {
   mkdirSync(dir, { recursive: true });
   for (const [kind, grid] of Object.entries(record.traces)) {
     const svg = heatmapSvg(grid!);
