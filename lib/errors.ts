@@ -46,7 +46,21 @@ export type RomeErrorCode =
   | "ERR_ABORTED"
   | "ERR_DISPOSED"
   // the worker host (lib/host)
-  | "ERR_WORKER";
+  | "ERR_WORKER"
+  // the HTTP service (lib/serve): each limit has its own code
+  | "ERR_VALIDATION"
+  | "ERR_UNAUTHORIZED"
+  | "ERR_NOT_FOUND"
+  | "ERR_BODY_TOO_LARGE"
+  | "ERR_PROMPT_TOO_LONG"
+  | "ERR_TOO_MANY_SAMPLES"
+  | "ERR_TOO_MANY_TOKENS"
+  | "ERR_DATASET_TOO_LARGE"
+  | "ERR_QUEUE_FULL"
+  | "ERR_JOB_TIMEOUT"
+  | "ERR_JOB_STATE"
+  | "ERR_SHUTTING_DOWN"
+  | "ERR_INTERRUPTED";
 
 export class RomeError extends Error {
   readonly code: RomeErrorCode;

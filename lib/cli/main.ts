@@ -23,6 +23,7 @@ import { EDIT_METHODS, EDIT_MODES, runEdits, type EditMethod, type EditMode } fr
 import { runPlotSvg, summarizeRun, summaryCsv } from "../eval/run-summary.js";
 import { defaultMemitHparams } from "../edit/memit-hparams.js";
 import { computeStatsLayers } from "../edit/stats.js";
+import { registerServe } from "./commands/serve.js";
 import { checkInputFile, checkOutputDir, checkOutputFile, checkParentDir, checkPromptTemplate, checkText } from "./validate.js";
 
 const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -280,6 +281,8 @@ program.command("demo")
       console.log(`undone: ${prompts[0]} → ${JSON.stringify(back![0]!.token)}`);
     });
   });
+
+registerServe(program);
 
 function printGrid(tokens: string[], scores: number[][], [b, e]: [number, number]): void {
   const L = scores[0]?.length ?? 0;
