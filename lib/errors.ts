@@ -47,6 +47,8 @@ export type RomeErrorCode =
   | "ERR_DISPOSED"
   // the worker host (lib/host)
   | "ERR_WORKER"
+  // the job queue (lib/queue): Redis unreachable or a bad URL, a job that failed on a worker
+  | "ERR_QUEUE"
   // the HTTP service (lib/serve): each limit has its own code
   | "ERR_VALIDATION"
   | "ERR_UNAUTHORIZED"
