@@ -23,6 +23,7 @@ import { EDIT_METHODS, EDIT_MODES, runEdits, type EditMethod, type EditMode, typ
 import { runPlotSvg, summarizeRun, summaryCsv } from "../eval/run-summary.js";
 import { defaultMemitHparams } from "../edit/memit-hparams.js";
 import { computeStatsLayers } from "../edit/stats.js";
+import { registerServe } from "./commands/serve.js";
 import { queueProgress, registerWorkerCommand, withRedisOptions, type RedisFlags } from "./queue.js";
 import { runEditsOnQueue } from "../queue/eval-client.js";
 import { traceDatasetOnQueue } from "../queue/trace-client.js";
@@ -291,6 +292,7 @@ program.command("demo")
     });
   });
 
+registerServe(program);
 registerWorkerCommand(program);
 
 function printGrid(tokens: string[], scores: number[][], [b, e]: [number, number]): void {
