@@ -9,6 +9,7 @@ import { cpSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import tokenizers from "tokenizers";
 import { locateSubject } from "../lib/edit/lookup.js";
+import { rome } from "../lib/edit/rome.js";
 import { RomeError } from "../lib/errors.js";
 import { loadCheckpoint } from "../lib/model/checkpoint.js";
 import { Tokenizer } from "../lib/model/tokenizer.js";
@@ -130,5 +131,26 @@ for (const name of ["llama2", "llama3"]) {
     const max = Math.max(...logits!);
     const lse = max + Math.log(logits!.reduce((a, x) => a + Math.exp(x - max), 0));
     t.true(Math.abs(lp!.tokens[0]!.logprob - (logits![first]! - lse)) < 1e-5, "first target token scored after BOS + prompt");
+  });
+}
+
+// ROME's value loss before its first step is the target's mean negative log-probability over the
+// rewriting prompts; with a BOS and a 4-piece SentencePiece target it must equal what logprob
+// (BOS + prompt, then the continuation) gives, or the target sits at the wrong positions.
+for (const name of ["llama2", "llama3"]) {
+  test(`${name}: ROME's value loss at step 0 equals logprob's, target after BOS + template + prompt`, async (t) => {
+    const c = loadCheckpoint(join(ROOT, "test", "fixtures", "arch", "llama"));
+    const model = await Model.fromWeights(c.arch, c.config, c.weights, { threads: 1, tokenizer: await load(name) });
+    t.teardown(() => model.dispose());
+    const templates = ["{}", "The city. {}"];
+    const edit = await rome(model, { prompt: "{} is located in the city of", subject: SUBJECT, targetNew: " Rome" }, {
+      contextTemplates: templates,
+      hparams: { layer: 1, vNumGradSteps: 1, vLr: 0.5, vWeightDecay: 0.5, klFactor: 0.0625, clampNormFactor: 30, mom2Adjustment: false, contextTemplateLengths: [] },
+    });
+    const lp = await model.logprob(templates.map((tpl) => ({ prompt: tpl.replace("{}", PROMPT), target: " Rome" })));
+    t.true(lp[0]!.tokens.length > 1, "a multi-piece target");
+    const expected = -(lp[0]!.mean + lp[1]!.mean) / 2;
+    const d = Math.abs(edit.losses[0]!.nll - expected);
+    t.true(d < 1e-5, `value nll ${edit.losses[0]!.nll} vs logprob ${expected} (|Δ| ${d})`);
   });
 }
