@@ -46,7 +46,9 @@ export type RomeErrorCode =
   | "ERR_ABORTED"
   | "ERR_DISPOSED"
   // the worker host (lib/host)
-  | "ERR_WORKER";
+  | "ERR_WORKER"
+  // the job queue (lib/queue): Redis unreachable or a bad URL, a job that failed on a worker
+  | "ERR_QUEUE";
 
 export class RomeError extends Error {
   readonly code: RomeErrorCode;

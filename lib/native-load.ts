@@ -44,6 +44,7 @@ export interface Addon {
   init(o: { RomeError: typeof RomeError }): void;
   capabilities(): NativeCapabilities;
   setThreads(n: number): number;
+  applyPlan(dst: Float32Array, sources: readonly Float32Array[], plan: Int32Array, width: number): void;
   gatherRows(dst: Float32Tensor, src: Float32Tensor, index: Int32Array): void;
   patchPositions(dst: Float32Tensor, src: Float32Tensor, plan: Int32Array): void;
   buildBatch(dst: Float32Tensor, src: Float32Tensor, index: Int32Array, patchSrc: Float32Tensor | null, plan: Int32Array | null): void;
@@ -61,7 +62,7 @@ export interface Addon {
 
 /** Options of `loadNative`. */
 export interface NativeLoadOptions {
-  /** Path of rome_native.node to load first. Default: env ROME_NATIVE_PATH, then build/Release, build/Debug. */
+  /** Path of rome_native.node to load first. Default: env ROME_NATIVE_PATH (`none`: no addon at all), then build/Release, build/Debug. */
   path?: string;
 }
 
@@ -87,6 +88,10 @@ export function loadNative(options: NativeLoadOptions = {}): { path: string; cap
 /** The raw addon (loaded on first use). Internal: call the validated functions of lib/native.ts. */
 export function nativeAddon(path?: string): Addon {
   if (loaded && (path === undefined || resolve(path) === loaded.path)) return loaded.addon;
+  if (process.env.ROME_NATIVE_PATH === "none" && path === undefined) {
+    throw new RomeError("ERR_NATIVE_LOAD", "The native addon is disabled (ROME_NATIVE_PATH=none): tracing runs its JavaScript fallback; " +
+      "statistics and edits need the addon — unset ROME_NATIVE_PATH or point it at a built rome_native.node.");
+  }
   const root = packageRoot();
   const candidates = [path, process.env.ROME_NATIVE_PATH, join(root, "build", "Release", "rome_native.node"),
     join(root, "build", "Debug", "rome_native.node")].filter((p): p is string => !!p).map((p) => resolve(p));

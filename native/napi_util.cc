@@ -131,7 +131,9 @@ bool GetTensor(Napi::Env env, Napi::Value v, const char* name, napi_typedarray_t
   return true;
 }
 
-bool Bind(Napi::Env env, std::initializer_list<Tensor*> tensors) {
+bool Bind(Napi::Env env, std::initializer_list<Tensor*> tensors) { return Bind(env, std::vector<Tensor*>(tensors)); }
+
+bool Bind(Napi::Env env, const std::vector<Tensor*>& tensors) {
   for (Tensor* t : tensors) {
     napi_typedarray_type kind;
     size_t length = 0, offset = 0;

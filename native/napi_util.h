@@ -72,6 +72,7 @@ bool GetArray(Napi::Env env, Napi::Value v, const char* name, napi_typedarray_ty
 /** Views every tensor's memory (after all Get*; runs no JavaScript) and checks that each length
  *  equals its dims' product. Throws ERR_NATIVE_ARGUMENT naming the first mismatch. */
 bool Bind(Napi::Env env, std::initializer_list<Tensor*> tensors);
+bool Bind(Napi::Env env, const std::vector<Tensor*>& tensors);  // a variable number of tensors
 bool GetNumber(Napi::Env env, Napi::Value v, const char* name, double& out);
 /** Throws ERR_NATIVE_ARGUMENT "<what>" unless ok; returns ok. */
 bool Require(Napi::Env env, bool ok, const std::string& what);
@@ -138,6 +139,7 @@ class KernelCall {
 
 // Export registration, one per area (js_*.cc).
 void InitPatch(Napi::Env env, Napi::Object exports);
+void InitRestore(Napi::Env env, Napi::Object exports);
 void InitMoment(Napi::Env env, Napi::Object exports);
 void InitCholesky(Napi::Env env, Napi::Object exports);
 void InitUpdate(Napi::Env env, Napi::Object exports);

@@ -10,7 +10,7 @@
 //     from data/known_1000.json; the first fact is the issue's reference case (`--ref-id`, default
 //     known_id 0: "Vinson Massif is located in the continent of", 10 tokens, subject at token 0);
 //   - TinyFacts (models/tinyfacts), prompts from its known.json.
-// The addon (past keys/values are gathered by its gatherRows) runs on `--native-threads` threads,
+// The addon (restoration plans and past keys/values run through its applyPlan) runs on `--native-threads` threads,
 // 1 by default like onnxruntime; the addon's own default (0 = every core) costs ~20% on a shared
 // 2-core machine, because its OpenMP copies compete with the onnxruntime thread.
 // Noise: 3 × the std of the subject-token embeddings over the subjects of the facts traced (the
@@ -36,7 +36,6 @@ import { nativeCapabilities, setNativeThreads } from "../lib/native.js";
 import type { Engine } from "../lib/runtime/engine.js";
 import { Model } from "../lib/runtime/model.js";
 import type { TraceKind } from "../lib/trace/grid.js";
-import { gatherPast } from "../lib/trace/kernels.js";
 import { readKnownFacts, type KnownFact } from "../lib/trace/known.js";
 import { subjectEmbeddingStd } from "../lib/trace/noise.js";
 import { subjectChars, tokenRange } from "../lib/trace/subject.js";
@@ -69,12 +68,10 @@ interface Prof {
   calls: Record<"embed" | "attn" | "mlp" | "head", number>;
   /** rows (B·T) of each MLP call and its FLOPs weight */
   mlpRows: number[];
-  /** attention calls with a past: (rows B, positions Tp, past P) */
-  attnShapes: [number, number, number][];
   headRows: number;
   meter?: { flops: number };
 }
-const newProf = (): Prof => ({ seconds: { embed: 0, attn: 0, mlp: 0, head: 0 }, calls: { embed: 0, attn: 0, mlp: 0, head: 0 }, mlpRows: [], attnShapes: [], headRows: 0 });
+const newProf = (): Prof => ({ seconds: { embed: 0, attn: 0, mlp: 0, head: 0 }, calls: { embed: 0, attn: 0, mlp: 0, head: 0 }, mlpRows: [], headRows: 0 });
 
 /** Wraps the engine's segment methods on the instance; `prof.current` collects until replaced. */
 function instrument(engine: Engine): { current: Prof } {
@@ -94,8 +91,6 @@ function instrument(engine: Engine): { current: Prof } {
   };
   wrap("embed", () => {});
   wrap("attn", (a) => {
-    const batch = a[1] as { B: number; T: number; past: number };
-    if (batch.past > 0) box.current.attnShapes.push([batch.B, batch.T, batch.past]);
     if (a[5]) box.current.meter = a[5] as { flops: number };
   });
   wrap("mlp", (a) => {
@@ -308,13 +303,12 @@ async function referenceCase(model: Model, f: FactRuns): Promise<unknown> {
   for (const c of COLS) {
     const m = f.minimal[c];
     const q = m.prof!;
-    const gather = await gatherSeconds(q, f.T, cfg.nHead, cfg.nEmbd / cfg.nHead);
     const js = m.seconds - ortSeconds(q);
     prof.push({
       kind: c, "wall s": m.seconds,
       "attn s": q.seconds.attn, "mlp s": q.seconds.mlp, "head s": q.seconds.head, "embed s": q.seconds.embed,
       "JS s": js, "JS %": (100 * js) / m.seconds,
-      "probOf s (est)": probSec * q.headRows, "gatherPast s (est)": gather,
+      "probOf s (est)": probSec * q.headRows,
       "attn calls": q.calls.attn, "mlp calls": q.calls.mlp, "mean MLP rows": q.mlpRows.reduce((a, b) => a + b, 0) / Math.max(1, q.mlpRows.length),
       "ORT GFLOP/s": m.executed / ortSeconds(q) / 1e9,
     });
@@ -324,11 +318,11 @@ async function referenceCase(model: Model, f: FactRuns): Promise<unknown> {
   prof.push({
     kind: "naive all", "wall s": n.seconds, "attn s": nq.seconds.attn, "mlp s": nq.seconds.mlp, "head s": nq.seconds.head, "embed s": nq.seconds.embed,
     "JS s": n.seconds - ortSeconds(nq), "JS %": (100 * (n.seconds - ortSeconds(nq))) / n.seconds,
-    "probOf s (est)": probSec * nq.headRows, "gatherPast s (est)": 0,
+    "probOf s (est)": probSec * nq.headRows,
     "attn calls": nq.calls.attn, "mlp calls": nq.calls.mlp, "mean MLP rows": nq.mlpRows.reduce((a, b) => a + b, 0) / Math.max(1, nq.mlpRows.length),
     "ORT GFLOP/s": n.executed / ortSeconds(nq) / 1e9,
   });
-  printTable("reference case: where the time goes (segment time measured by wrapping the engine; JS = wall − segments; probOf/gatherPast re-timed on their own at the run's shapes)", prof);
+  printTable("reference case: where the time goes (segment time measured by wrapping the engine; JS = wall − segments; probOf re-timed on its own; `npm run bench -- hotpath` splits the JS share at the run's shapes)", prof);
   return { fact: f.fact, T: f.T, subject: f.subject, maxScoreDiff: f.maxScoreDiff, matmul: { rows, gflops: mm }, goals: goal, profile: prof };
 }
 
@@ -336,21 +330,6 @@ async function probOfSeconds(V: number): Promise<number> {
   const logits = new Float32Array(V).map((_, i) => ((i * 7919) % 1000) / 100 - 5);
   const t = await time(() => probOf(logits, 3), 0.2);
   return t.seconds;
-}
-
-async function gatherSeconds(p: Prof, T: number, H: number, Dh: number): Promise<number> {
-  if (p.attnShapes.length === 0) return 0;
-  const cache = new Float32Array(samples * H * T * Dh);
-  // time each distinct shape once, weight by its count (key and value: two gathers per call)
-  const counts = new Map<string, number>();
-  for (const [B, , P] of p.attnShapes) counts.set(`${B},${P}`, (counts.get(`${B},${P}`) ?? 0) + 1);
-  let s = 0;
-  for (const [k, n] of counts) {
-    const [B, P] = k.split(",").map(Number) as [number, number];
-    const t = await time(() => gatherPast(cache, samples, B, P, T, H, Dh), 0.02, 20);
-    s += 2 * n * t.seconds;
-  }
-  return s;
 }
 
 // --- main ------------------------------------------------------------------------------------------

@@ -52,6 +52,8 @@ const expected: Record<string, string> = {
   "buildBatch overflow": "ERR_NATIVE_ARGUMENT",
   "freeze overflow": "ERR_NATIVE_ARGUMENT",
   "gatherRows overflow": "ERR_NATIVE_ARGUMENT",  // did not crash, but accepted the shapes
+  "applyPlan entry past the end": "ERR_NATIVE_ARGUMENT",
+  "applyPlan sources getter detaches dst": "ERR_NATIVE_ARGUMENT",
   "getter detaches an earlier argument": "ERR_NATIVE_ARGUMENT",
   // the result had nowhere to go: rejected, nothing written
   "momentAccumulate transfer during async": "ERR_NATIVE_ARGUMENT",

@@ -11,7 +11,7 @@ import { traceDataset } from "../trace/dataset.js";
 import { TRACE_KINDS, type TraceKind } from "../trace/grid.js";
 import { heatmapSvg, svgToPng } from "../trace/heatmap.js";
 import { traceKinds, type TraceStrategy } from "../trace/trace.js";
-import { checkCheckpointTarget, exportCheckpoint, exportEdits } from "../edit/export.js";
+import { checkCheckpointTarget, exportCheckpoint, exportEdits, loadEdits } from "../edit/export.js";
 import { rome } from "../edit/rome.js";
 import { computeStats } from "../edit/stats.js";
 import { defaultHparams } from "../edit/hparams.js";
@@ -19,10 +19,13 @@ import { fillTemplate } from "../edit/templates.js";
 import { readKnownFacts } from "../trace/known.js";
 import { Progress } from "./progress.js";
 import { readEditDataset } from "../eval/datasets.js";
-import { EDIT_METHODS, EDIT_MODES, runEdits, type EditMethod, type EditMode } from "../eval/edit-run.js";
+import { EDIT_METHODS, EDIT_MODES, runEdits, type EditMethod, type EditMode, type RunLine } from "../eval/edit-run.js";
 import { runPlotSvg, summarizeRun, summaryCsv } from "../eval/run-summary.js";
 import { defaultMemitHparams } from "../edit/memit-hparams.js";
 import { computeStatsLayers } from "../edit/stats.js";
+import { queueProgress, registerWorkerCommand, withRedisOptions, type RedisFlags } from "./queue.js";
+import { runEditsOnQueue } from "../queue/eval-client.js";
+import { traceDatasetOnQueue } from "../queue/trace-client.js";
 import { checkInputFile, checkOutputDir, checkOutputFile, checkParentDir, checkPromptTemplate, checkText } from "./validate.js";
 
 const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -128,7 +131,7 @@ program.command("trace")
     });
   });
 
-program.command("trace-dataset")
+withRedisOptions(program.command("trace-dataset")
   .description("trace every fact of a known-facts JSON file (resumable JSON lines + averaged effects)")
   .requiredOption("-d, --dataset <file>", "known_1000.json-style file")
   .requiredOption("-o, --out <file>", "results, one JSON line per fact; an existing file is resumed")
@@ -138,28 +141,28 @@ program.command("trace-dataset")
   .option("--noise <level>", "Gaussian noise level (default: s3 over the dataset's subjects)", num)
   .option("--window <n>", "layers restored together for mlp/attn", positive, 10)
   .option("--heatmaps <dir>", "write per-fact heatmaps here")
-  .option("--plots <dir>", "write averaged plots here")
-  .action(async (o: { dataset: string; out: string; kinds: TraceKind[]; limit?: number; samples: number; noise?: number; window: number; heatmaps?: string; plots?: string }) => {
+  .option("--plots <dir>", "write averaged plots here"), "facts")
+  .action(async ({ redis, prefix, shardSize, ...o }: { dataset: string; out: string; kinds: TraceKind[]; limit?: number; samples: number; noise?: number; window: number; heatmaps?: string; plots?: string } & RedisFlags) => {
     checkParentDir("-o/--out", o.out);
     if (o.heatmaps) checkOutputDir("--heatmaps", o.heatmaps);
     if (o.plots) checkOutputDir("--plots", o.plots);
     const facts = readKnownFacts(o.dataset); // a malformed dataset fails here, before the model loads
-    await withModel(program.opts(), async (m) => {
-      let bar: Progress | undefined;
-      const res = await traceDataset(m, {
+    let bar: Progress | undefined;
+    const res = redis
+      ? await traceDatasetOnQueue({ ...o, dataset: facts, model: program.opts().model, redis, prefix, shardSize, ...queueProgress("tracing") })
+      : await withModel(program.opts(), (m) => traceDataset(m, {
         ...o, dataset: facts,
         onProgress: (done, total, fact) => (bar ??= new Progress("tracing", total)).update(done, fact.subject),
+      }));
+    console.log(`traced ${res.traced} facts (${res.resumed} resumed) → ${res.out}; noise level ${res.noiseLevel.toFixed(4)}`);
+    for (const [k, avg] of Object.entries(res.averages)) {
+      console.log(`${k}: ${avg!.n} correct facts, high ${avg!.highMean.toFixed(4)} low ${avg!.lowMean.toFixed(4)}; peak indirect effect by bucket:`);
+      avg!.buckets.forEach((b, i) => {
+        const row = avg!.mean[i]!;
+        const best = row.reduce((a, v, j) => (v > row[a]! ? j : a), 0);
+        console.log(`  ${b.padEnd(24)} ${Number.isNaN(row[best]!) ? "   n/a" : row[best]!.toFixed(4)} at layer ${best} (±${avg!.ci95[i]![best]!.toFixed(4)})`);
       });
-      console.log(`traced ${res.traced} facts (${res.resumed} resumed) → ${res.out}; noise level ${res.noiseLevel.toFixed(4)}`);
-      for (const [k, avg] of Object.entries(res.averages)) {
-        console.log(`${k}: ${avg!.n} correct facts, high ${avg!.highMean.toFixed(4)} low ${avg!.lowMean.toFixed(4)}; peak indirect effect by bucket:`);
-        avg!.buckets.forEach((b, i) => {
-          const row = avg!.mean[i]!;
-          const best = row.reduce((a, v, j) => (v > row[a]! ? j : a), 0);
-          console.log(`  ${b.padEnd(24)} ${Number.isNaN(row[best]!) ? "   n/a" : row[best]!.toFixed(4)} at layer ${best} (±${avg!.ci95[i]![best]!.toFixed(4)})`);
-        });
-      }
-    });
+    }
   });
 
 program.command("edit")
@@ -203,7 +206,7 @@ program.command("edit")
     });
   });
 
-program.command("eval")
+withRedisOptions(program.command("eval")
   .description("an editing study: edit dataset records with a method and mode, score them, resumable; a summary (JSON, CSV) and a plot")
   .requiredOption("--method <method>", "rome, r-rome, memit or alphaedit")
   .requiredOption("--mode <mode>", "alone, sequential or batch")
@@ -214,39 +217,46 @@ program.command("eval")
   .option("--untouched <n>", "facts after the edited ones probed for top-1 accuracy (sequential, batch)", int, 200)
   .option("-c, --corpus <file>", "text corpus for the key statistics (default: the model's train.txt)")
   .option("--steps <n>", "value/target optimisation steps (default: the model family's)", positive)
-  .action(async (o: { method: EditMethod; mode: EditMode; dataset: string; out: string; batchSize: number; n?: number; untouched: number; corpus?: string; steps?: number }) => {
+  .option("--edits <files...>", "edits files (exportEdits) applied under every record"), "records (alone) or batches (batch)")
+  .action(async ({ redis, prefix, shardSize, edits, ...o }: { method: EditMethod; mode: EditMode; dataset: string; out: string; batchSize: number; n?: number; untouched: number; corpus?: string; steps?: number; edits?: string[] } & RedisFlags) => {
     if (!EDIT_METHODS.includes(o.method)) throw new RomeError("ERR_ARGUMENT", `--method must be one of ${EDIT_METHODS.join(", ")}`);
     if (!EDIT_MODES.includes(o.mode)) throw new RomeError("ERR_ARGUMENT", `--mode must be one of ${EDIT_MODES.join(", ")}`);
     checkInputFile("-d/--dataset", o.dataset);
     const corpus = o.corpus ?? join(program.opts().model, "train.txt");
     checkInputFile("-c/--corpus", corpus);
+    for (const f of edits ?? []) checkInputFile("--edits", f);
     const { records: all } = readEditDataset(o.dataset);
     const n = Math.min(o.n ?? all.length, all.length);
     const records = all.slice(0, n);
     const untouched = all.slice(n, n + o.untouched);
-    await withModel(program.opts(), async (m) => {
-      const layers = o.method === "memit" || o.method === "alphaedit" ? defaultMemitHparams(m.config).layers : [defaultHparams(m.config).layer];
-      let sbar: Progress | undefined;
-      const stats = await computeStatsLayers(m, { layers, corpus, onProgress: (p) => (sbar ??= new Progress("statistics (tokens)", p.total)).update(p.done) });
-      const total = o.mode === "alone" ? n : Math.ceil(n / o.batchSize);
-      const bar = new Progress(`${o.method} ${o.mode}`, total);
-      const lines = await runEdits(m, records, {
-        method: o.method, mode: o.mode, batchSize: o.batchSize, out: o.out, stats, untouched, ...(o.steps ? { hparams: { vNumGradSteps: o.steps } } : {}),
-        onLine: (done, _t, line) => bar.update(done, `ES ${(100 * line.scores.reduce((a, s) => a + s.es, 0) / line.scores.length).toFixed(0)}%`),
+    const hparams = o.steps ? { vNumGradSteps: o.steps } : undefined;
+    const total = o.mode === "alone" ? n : Math.ceil(n / o.batchSize);
+    const bar = new Progress(`${o.method} ${o.mode}`, total);
+    const onLine = (done: number, _t: number, line: RunLine) => bar.update(done, `ES ${(100 * line.scores.reduce((a, s) => a + s.es, 0) / line.scores.length).toFixed(0)}%`);
+    const lines = redis
+      ? await runEditsOnQueue(records, {
+        method: o.method, mode: o.mode, batchSize: o.batchSize, out: o.out, untouched, corpus, edits, hparams, onLine,
+        model: program.opts().model, redis, prefix, shardSize, onWorkers: queueProgress(`${o.method} ${o.mode}`).onWorkers,
+      })
+      : await withModel(program.opts(), async (m) => {
+        const layers = o.method === "memit" || o.method === "alphaedit" ? defaultMemitHparams(m.config).layers : [defaultHparams(m.config).layer];
+        let sbar: Progress | undefined;
+        const stats = await computeStatsLayers(m, { layers, corpus, onProgress: (p) => (sbar ??= new Progress("statistics (tokens)", p.total)).update(p.done) });
+        for (const [i, f] of (edits ?? []).entries()) for (const e of loadEdits(f, m)) m.edits.apply({ ...e, id: `base-${i}-${e.id}` });
+        return runEdits(m, records, { method: o.method, mode: o.mode, batchSize: o.batchSize, out: o.out, stats, untouched, ...(hparams ? { hparams } : {}), onLine });
       });
-      const summary = summarizeRun(lines);
-      const base = o.out.replace(/\.jsonl$/, "");
-      writeFileAtomic(`${base}.summary.json`, JSON.stringify({ method: o.method, mode: o.mode, batchSize: o.batchSize, dataset: o.dataset, ...summary }, null, 2));
-      writeFileAtomic(`${base}.summary.csv`, summaryCsv(summary));
-      const svg = runPlotSvg(lines, `${o.method}, ${o.mode}${o.mode === "alone" ? "" : ` (batches of ${o.batchSize})`}: ${basename(o.dataset)}`);
-      writeFileAtomic(`${base}.svg`, svg);
-      writeFileAtomic(`${base}.png`, svgToPng(svg));
-      const pctOf = (k: string) => summary.metrics[k] ? `${(100 * summary.metrics[k]!.mean).toFixed(1)} [${(100 * summary.metrics[k]!.lo).toFixed(1)}, ${(100 * summary.metrics[k]!.hi).toFixed(1)}]` : "n/a";
-      console.log(`${summary.records} records in ${summary.lines} lines: ES ${pctOf("es")}, PS ${pctOf("ps")}, NS ${pctOf("ns")} (% with 95% intervals)` +
-        `${summary.esSoFar !== undefined ? `, ES of all edits ${(100 * summary.esSoFar).toFixed(1)}` : ""}${summary.untouched !== undefined ? `, untouched top-1 ${(100 * summary.untouched).toFixed(1)}` : ""}`);
-      console.log(`seconds: ${Object.entries(summary.seconds).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ")}`);
-      console.log(`wrote ${base}.summary.json, ${base}.summary.csv, ${base}.svg, ${base}.png`);
-    });
+    const summary = summarizeRun(lines);
+    const base = o.out.replace(/\.jsonl$/, "");
+    writeFileAtomic(`${base}.summary.json`, JSON.stringify({ method: o.method, mode: o.mode, batchSize: o.batchSize, dataset: o.dataset, ...summary }, null, 2));
+    writeFileAtomic(`${base}.summary.csv`, summaryCsv(summary));
+    const svg = runPlotSvg(lines, `${o.method}, ${o.mode}${o.mode === "alone" ? "" : ` (batches of ${o.batchSize})`}: ${basename(o.dataset)}`);
+    writeFileAtomic(`${base}.svg`, svg);
+    writeFileAtomic(`${base}.png`, svgToPng(svg));
+    const pctOf = (k: string) => summary.metrics[k] ? `${(100 * summary.metrics[k]!.mean).toFixed(1)} [${(100 * summary.metrics[k]!.lo).toFixed(1)}, ${(100 * summary.metrics[k]!.hi).toFixed(1)}]` : "n/a";
+    console.log(`${summary.records} records in ${summary.lines} lines: ES ${pctOf("es")}, PS ${pctOf("ps")}, NS ${pctOf("ns")} (% with 95% intervals)` +
+      `${summary.esSoFar !== undefined ? `, ES of all edits ${(100 * summary.esSoFar).toFixed(1)}` : ""}${summary.untouched !== undefined ? `, untouched top-1 ${(100 * summary.untouched).toFixed(1)}` : ""}`);
+    console.log(`seconds: ${Object.entries(summary.seconds).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ")}`);
+    console.log(`wrote ${base}.summary.json, ${base}.summary.csv, ${base}.svg, ${base}.png`);
   });
 
 program.command("demo")
@@ -280,6 +290,8 @@ program.command("demo")
       console.log(`undone: ${prompts[0]} → ${JSON.stringify(back![0]!.token)}`);
     });
   });
+
+registerWorkerCommand(program);
 
 function printGrid(tokens: string[], scores: number[][], [b, e]: [number, number]): void {
   const L = scores[0]?.length ?? 0;

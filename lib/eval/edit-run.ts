@@ -40,6 +40,8 @@ export interface EditRunOptions extends CallOptions {
   untouched?: readonly EditRecord[];
   /** MEMIT/AlphaEdit/ROME hyperparameter overrides. */
   hparams?: Record<string, unknown>;
+  /** Index of the first batch, when these records are a shard of a larger run (keys and `batch` count from it). Default 0. */
+  firstBatch?: number;
   /** Called after each line with the lines done and the total. */
   onLine?: (done: number, total: number, line: RunLine) => void;
 }
@@ -70,6 +72,10 @@ export async function runEdits(model: Model, records: readonly EditRecord[], opt
   if (!EDIT_MODES.includes(mode)) throw new RomeError("ERR_ARGUMENT", `mode must be one of ${EDIT_MODES.join(", ")}, received ${JSON.stringify(mode)}`);
   const B = mode === "alone" ? 1 : options.batchSize ?? 10;
   if (!Number.isInteger(B) || B < 1) throw new RomeError("ERR_ARGUMENT", `batchSize must be a positive integer, received ${B}`);
+  const first = options.firstBatch ?? 0;
+  if (!Number.isInteger(first) || first < 0 || (first > 0 && mode === "sequential")) {
+    throw new RomeError("ERR_ARGUMENT", `firstBatch must be a non-negative integer, and 0 in sequential mode (a sequential run is one piece), received ${first}`);
+  }
   const batches: EditRecord[][] = [];
   for (let i = 0; i < records.length; i += B) batches.push(records.slice(i, i + B));
   await fixLocalityTargets(model, records);
@@ -81,7 +87,7 @@ export async function runEdits(model: Model, records: readonly EditRecord[], opt
   try {
     for (const [k, batch] of batches.entries()) {
       throwIfAborted(options.signal);
-      const key = mode === "alone" ? `r:${batch[0]!.id}` : `${mode}:${k}`;
+      const key = mode === "alone" ? `r:${batch[0]!.id}` : `${mode}:${first + k}`;
       if (file.done.has(key)) {
         // Sequential: the model must hold the batches done before, as they were made (and AlphaEdit
         // its state: the earlier batches' keys in the null space).
@@ -111,7 +117,7 @@ export async function runEdits(model: Model, records: readonly EditRecord[], opt
         const esSoFar = mode === "sequential" ? mean((await scoreRecords(model, done)).map((s) => s.es)) : undefined;
         const untouched = mode !== "alone" && options.untouched?.length ? await untouchedAccuracy(model, options.untouched) : undefined;
         line = {
-          key, batch: k, ids: batch.map((r) => r.id), edits: mode === "sequential" ? done.length : batch.length, scores, refused,
+          key, batch: first + k, ids: batch.map((r) => r.id), edits: mode === "sequential" ? done.length : batch.length, scores, refused,
           ...(esSoFar !== undefined ? { esSoFar } : {}), ...(untouched !== undefined ? { untouched } : {}),
           seconds: { ...seconds, edit: (t1 - t0) / 1000, evaluate: (performance.now() - t1) / 1000 },
         };

@@ -5,7 +5,9 @@ import { exportCheckpoint, exportEdits, loadEdits } from "../edit/export.js";
 import { rome } from "../edit/rome.js";
 import { computeStats, computeStatsLayers, loadStats } from "../edit/stats.js";
 import { evaluateRecords } from "../eval/counterfact.js";
-import { traceDataset } from "../trace/dataset.js";
+import { runEdits } from "../eval/edit-run.js";
+import { traceDataset, traceFact } from "../trace/dataset.js";
+import { subjectEmbeddingStd } from "../trace/noise.js";
 import { patchActivations } from "../trace/patching.js";
 import { trace, traceKinds, traceSevered } from "../trace/trace.js";
 import type { Model } from "../runtime/model.js";
@@ -16,6 +18,8 @@ export const HOSTED_FUNCTIONS = {
   traceKinds: { fn: traceKinds, model: 0 },
   traceSevered: { fn: traceSevered, model: 0 },
   traceDataset: { fn: traceDataset, model: 0 },
+  traceFact: { fn: traceFact, model: 0 },
+  subjectEmbeddingStd: { fn: subjectEmbeddingStd, model: 0 },
   patchActivations: { fn: patchActivations, model: 0 },
   computeStats: { fn: computeStats, model: 0 },
   computeStatsLayers: { fn: computeStatsLayers, model: 0 },
@@ -23,6 +27,7 @@ export const HOSTED_FUNCTIONS = {
   loadStats: { fn: (path: string, _model?: Model) => loadStats(path), model: 1 },
   rome: { fn: rome, model: 0 },
   evaluateRecords: { fn: evaluateRecords, model: 0 },
+  runEdits: { fn: runEdits, model: 0 },
   exportEdits: { fn: exportEdits, model: 0 },
   loadEdits: { fn: loadEdits, model: 1 },
   exportCheckpoint: { fn: exportCheckpoint, model: 0 },

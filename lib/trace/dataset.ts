@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { checkInt, checkOptionNames, RomeError } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { openJsonl, readJsonl } from "../io/jsonl.js";
+import type { CallOptions } from "../runtime/call.js";
 import type { Model } from "../runtime/model.js";
 import { averageEffects, type AveragedEffects } from "./average.js";
 import { TRACE_KINDS, type TraceGrid, type TraceKind } from "./grid.js";
@@ -75,24 +76,8 @@ export async function traceDataset(model: Model, options: TraceDatasetOptions): 
   let traced = 0;
   try {
     for (const [i, fact] of todo.entries()) {
-      const key = String(fact.known_id);
-      if (out.done.has(key)) continue;
-      const t0 = performance.now();
-      const res = await traceKinds(model, {
-        prompt: fact.prompt, subject: fact.subject, noise,
-        samples: options.samples, window: options.window, seed: options.seed, strategy: options.strategy,
-      }, kinds);
-      const first = res[kinds[0]!]!;
-      const correct = first.answer.token.trim() === fact.attribute.trim();
-      const traces: FactTrace["traces"] = {};
-      for (const k of kinds) {
-        const { flops: _flops, ...rest } = res[k]!;
-        traces[k] = { ...rest, correctPrediction: correct };
-      }
-      const record: FactTrace = {
-        key, known_id: fact.known_id, prompt: fact.prompt, subject: fact.subject, attribute: fact.attribute,
-        correctPrediction: correct, traces, flops: first.flops, seconds: (performance.now() - t0) / 1000,
-      };
+      if (out.done.has(String(fact.known_id))) continue;
+      const record = await traceFact(model, fact, { kinds, noise, samples: options.samples, window: options.window, seed: options.seed, strategy: options.strategy });
       out.append(record);
       traced++;
       if (options.heatmaps && fact.known_id <= (options.heatmapLimit ?? 200)) writeHeatmaps(options.heatmaps, record);
@@ -101,26 +86,72 @@ export async function traceDataset(model: Model, options: TraceDatasetOptions): 
   } finally {
     out.close();
   }
-  const all = readJsonl<FactTrace>(options.out).filter((r) => todo.some((f) => String(f.known_id) === r.key));
+  const { averages, noiseLevel } = summarizeDataset(options.out, todo, kinds, noise, options.plots);
+  return { out: options.out, traced, resumed, averages, noiseLevel };
+}
+
+/**
+ * The end of a sweep: the lines of `out` for `facts`, averaged per kind in the reference's token
+ * buckets, written to `<out>.summary.json` (and the averaged plots to `plots`).
+ */
+export function summarizeDataset(out: string, facts: readonly KnownFact[], kinds: readonly TraceKind[], noise: TraceOptions["noise"], plots?: string):
+  { averages: Partial<Record<TraceKind, AveragedEffects>>; noiseLevel: number } {
+  const all = readJsonl<FactTrace>(out).filter((r) => facts.some((f) => String(f.known_id) === r.key));
   const averages: Partial<Record<TraceKind, AveragedEffects>> = {};
   for (const k of kinds) {
     const grids = all.map((r) => r.traces[k]).filter((g): g is TraceGrid & Omit<TraceResult, "flops"> => g !== undefined);
     if (grids.some((g) => g.correctPrediction !== false)) averages[k] = averageEffects(grids, { kind: k });
   }
   const noiseLevel = typeof noise === "number" ? noise : (Object.values(all[0]?.traces ?? {})[0]?.noiseLevel ?? NaN);
-  writeFileAtomic(`${options.out}.summary.json`, JSON.stringify({ facts: all.length, noiseLevel, averages }, null, 1));
-  if (options.plots) {
-    mkdirSync(options.plots, { recursive: true });
+  writeFileAtomic(`${out}.summary.json`, JSON.stringify({ facts: all.length, noiseLevel, averages }, null, 1));
+  if (plots) {
+    mkdirSync(plots, { recursive: true });
     for (const [k, avg] of Object.entries(averages)) {
       const svg = averagedSvg(avg!);
-      writeFileAtomic(join(options.plots, `average-${k}.svg`), svg);
-      writeFileAtomic(join(options.plots, `average-${k}.png`), svgToPng(svg));
+      writeFileAtomic(join(plots, `average-${k}.svg`), svg);
+      writeFileAtomic(join(plots, `average-${k}.png`), svgToPng(svg));
     }
   }
-  return { out: options.out, traced, resumed, averages, noiseLevel };
+  return { averages, noiseLevel };
 }
 
-function writeHeatmaps(dir: string, record: FactTrace): void {
+/** What traceFact needs besides the fact: the dataset's settings, with the noise already resolved. */
+export interface FactTraceOptions extends CallOptions {
+  kinds: readonly TraceKind[];
+  noise: TraceOptions["noise"];
+  samples?: number;
+  window?: number;
+  seed?: number;
+  strategy?: "minimal" | "naive";
+}
+
+/**
+ * One fact of a dataset sweep: its traces of every kind (one shared clean and corrupted run) as the
+ * line traceDataset writes. The queue's workers call it too, so a sharded sweep writes the same lines.
+ */
+export async function traceFact(model: Model, fact: KnownFact, options: FactTraceOptions): Promise<FactTrace> {
+  const { kinds } = options;
+  const t0 = performance.now();
+  const res = await traceKinds(model, {
+    prompt: fact.prompt, subject: fact.subject, noise: options.noise,
+    samples: options.samples, window: options.window, seed: options.seed, strategy: options.strategy,
+    ...(options.signal ? { signal: options.signal } : {}), ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  }, kinds);
+  const first = res[kinds[0]!]!;
+  const correct = first.answer.token.trim() === fact.attribute.trim();
+  const traces: FactTrace["traces"] = {};
+  for (const k of kinds) {
+    const { flops: _flops, ...rest } = res[k]!;
+    traces[k] = { ...rest, correctPrediction: correct };
+  }
+  return {
+    key: String(fact.known_id), known_id: fact.known_id, prompt: fact.prompt, subject: fact.subject, attribute: fact.attribute,
+    correctPrediction: correct, traces, flops: first.flops, seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+/** Writes one fact's heatmaps (SVG and PNG per kind) into `dir`. */
+export function writeHeatmaps(dir: string, record: FactTrace): void {
   mkdirSync(dir, { recursive: true });
   for (const [kind, grid] of Object.entries(record.traces)) {
     const svg = heatmapSvg(grid!);

@@ -5,7 +5,8 @@ import { padBatch } from "../runtime/batch.js";
 import type { EditView } from "../runtime/edit-view.js";
 import type { Engine, FlopMeter } from "../runtime/engine.js";
 import { corrupt, type NoiseSpec } from "./noise.js";
-import type { Patch, Restoration, RunStates } from "./plan.js";
+import type { Restoration, RunStates } from "./plan.js";
+import { RestorePlan } from "./restore-plan.js";
 import { probOf } from "../runtime/sampling.js";
 
 export interface NaiveContext {
@@ -30,20 +31,7 @@ export async function runNaive(ctx: NaiveContext, r?: Restoration): Promise<numb
   const D = engine.config.nEmbd;
   const T = ids.length;
   const batch = padBatch(Array.from({ length: N + 1 }, () => ids));
-  // Writes the component value of rows 1..N at token t (row 0's, or the corrupted run's) into
-  // `comp` and sets out = input + comp there. Tensors are (N + 1, T, D).
-  const patch = (out: Float32Array, input: Float32Array, comp: Float32Array, p: Patch, site: "attn" | "mlp") => {
-    const t = r!.t;
-    for (let row = 1; row <= N; row++) {
-      const at = (row * T + t) * D;
-      if (p.source === "clean") comp.copyWithin(at, t * D, (t + 1) * D);
-      else {
-        const src = (site === "attn" ? ctx.corrupted!.attnOut : ctx.corrupted!.mlpOut)[p.layer]!;
-        comp.set(src.subarray(((row - 1) * T + t) * D, ((row - 1) * T + t + 1) * D), at);
-      }
-      for (let i = 0; i < D; i++) out[at + i] = input[at + i]! + comp[at + i]!;
-    }
-  };
+  const plans = r ? restorePlans(ctx, r, T) : undefined;
   const res = await engine.run(batch, {
     edits: ctx.edits,
     head: Array.from({ length: N }, (_, i) => [i + 1, T - 1] as const),
@@ -51,24 +39,37 @@ export async function runNaive(ctx: NaiveContext, r?: Restoration): Promise<numb
     hooks: {
       // rows 1..N get noise; the draw is (N, e − b, D), the same for every restoration
       tokEmbed: (tok) => corrupt(tok.subarray(T * D), N, T, D, ctx.subject, ctx.noise, ctx.seed, ctx.draw),
-      attn: (layer, s) => {
-        for (const p of r?.patches ?? []) {
-          if (p.site === "attn" && p.layer === layer) patch(s.residMid, s.resid, s.attnOut, p, "attn");
-        }
-      },
-      mlp: (layer, s) => {
-        for (const p of r?.patches ?? []) {
-          if (p.layer !== layer) continue;
-          if (p.site === "mlp") patch(s.residPost, s.residMid, s.mlpOut, p, "mlp");
-          if (p.site === "resid") {
-            for (let row = 1; row <= N; row++) s.residPost.copyWithin((row * T + r!.t) * D, r!.t * D, (r!.t + 1) * D);
-          }
-        }
-      },
+      attn: (layer, s) => plans?.attn.get(layer)?.run(s.residMid, [s.resid, s.attnOut, s.residMid]),
+      mlp: (layer, s) => plans?.mlp.get(layer)?.run(s.residPost, [s.residMid, s.mlpOut, s.residPost]),
     },
   });
   const V = engine.config.vocabSize;
   let sum = 0;
   for (let n = 0; n < N; n++) sum += probOf(res.logits!.subarray(n * V, (n + 1) * V), ctx.answer);
   return sum / N;
+}
+
+/**
+ * A restoration's patches as one plan per half-block, over (N + 1, T, D) tensors, into the
+ * half-block's output; bound slots: 0 its input, 1 its component output, 2 the output itself.
+ * Rows 1..N at token t: out = input + the component value (row 0's, or the corrupted run's of the
+ * same sample); a resid patch copies row 0's output state.
+ */
+function restorePlans(ctx: NaiveContext, r: Restoration, T: number): { attn: Map<number, RestorePlan>; mlp: Map<number, RestorePlan> } {
+  const D = ctx.engine.config.nEmbd;
+  const { N } = ctx;
+  const t = r.t;
+  const attn = new Map<number, RestorePlan>();
+  const mlp = new Map<number, RestorePlan>();
+  for (const p of r.patches) {
+    const map = p.site === "attn" ? attn : mlp;
+    const plan = map.get(p.layer) ?? map.set(p.layer, new RestorePlan(D, 3)).get(p.layer)!;
+    for (let row = 1; row <= N; row++) {
+      const at = row * T + t;
+      if (p.site === "resid") plan.copy(at, 1, 2, t);
+      else if (p.source === "clean") plan.add(at, 1, 0, at, 1, t);
+      else plan.add(at, 1, 0, at, plan.slot((p.site === "attn" ? ctx.corrupted!.attnOut : ctx.corrupted!.mlpOut)[p.layer]!), (row - 1) * T + t);
+    }
+  }
+  return { attn, mlp };
 }

@@ -12,6 +12,7 @@ import type { Model, ModelCallOptions } from "../runtime/model.js";
 import { corrupt, type NoiseSpec } from "./noise.js";
 import { subjectChars, tokenRange } from "./subject.js";
 import { probOf } from "../runtime/sampling.js";
+import { RestorePlan } from "./restore-plan.js";
 
 export type PatchSite = "resid" | "attn_out" | "mlp_out" | "mlp_key";
 export type PatchSource = "clean" | "corrupted" | "zero" | "mean" | Float32Array;
@@ -84,42 +85,34 @@ export async function patchActivations(model: Model, options: PatchOptions): Pro
   throwIfAborted(options.signal);
   progress(1);
   const base = options.corrupt ? await model.engine.run(batch, { edits, record: RECORD, head, hooks: { tokEmbed: noiseHook } }) : clean;
-  const value = (p: ActivationPatch, layer: number, row: number, t: number, width: number): Float32Array => {
+  // The key's value at (layer, row, t): patchKey writes it through the weights (a product, not a copy).
+  const keyValue = (p: ActivationPatch, layer: number, row: number, t: number): Float32Array => {
+    const F = cfg.nInner;
     if (p.source instanceof Float32Array) return p.source;
-    if (p.source === "zero") return new Float32Array(width);
-    const site = SITE_RECORD[p.site];
-    if (p.source === "mean") return meanOverPositions(clean.records[site]![layer]!, T, width);
+    if (p.source === "zero") return new Float32Array(F);
+    if (p.source === "mean") return meanOverPositions(clean.records.mlp_key![layer]!, T, F);
     const run: RunResult = p.source === "clean" ? clean : base;
     const r = p.source === "clean" ? 0 : row;
-    return run.records[site]![layer]!.subarray((r * T + t) * width, (r * T + t + 1) * width);
+    return run.records.mlp_key![layer]!.subarray((r * T + t) * F, (r * T + t + 1) * F);
   };
   throwIfAborted(options.signal);
   progress(2);
-  const D = cfg.nEmbd;
+  const plans = statePlans(options.patches, clean, base, rows, T, cfg.nEmbd, cfg.nLayer);
   const patched = await model.engine.run(batch, {
     edits,
     head,
     needKey: (l) => options.patches.some((p) => p.site === "mlp_key" && p.layers.includes(l)),
     hooks: {
       tokEmbed: noiseHook,
-      attn: (l, s) => forEach(options.patches, "attn_out", l, rows, (p, r, t) => {
-        const v = value(p, l, r, t, D);
-        const at = (r * T + t) * D;
-        for (let i = 0; i < D; i++) s.residMid[at + i] = s.resid[at + i]! + v[i]!;
-      }),
+      attn: (l, s) => plans.attn[l]!.run(s.residMid, [s.resid]),
       mlp: (l, s) => {
         // The layer's base weight, read back from the model's source once per layer patched.
         let w: Float32Array | undefined; // (F, D) in_out or (D, F) out_in, as the description says
         forEach(options.patches, "mlp_key", l, rows, (p, r, t) => {
           w ??= model.weights.get(model.arch.editTarget(l).weight)!.data;
-          patchKey(model, edits, l, w, s, (r * T + t), value(p, l, r, t, cfg.nInner));
+          patchKey(model, edits, l, w, s, (r * T + t), keyValue(p, l, r, t));
         });
-        forEach(options.patches, "mlp_out", l, rows, (p, r, t) => {
-          const v = value(p, l, r, t, D);
-          const at = (r * T + t) * D;
-          for (let i = 0; i < D; i++) s.residPost[at + i] = s.residMid[at + i]! + v[i]!;
-        });
-        forEach(options.patches, "resid", l, rows, (p, r, t) => s.residPost.set(value(p, l, r, t, D), (r * T + t) * D));
+        plans.mlp[l]!.run(s.residPost, [s.residMid]);
       },
     },
   });
@@ -131,6 +124,42 @@ export async function patchActivations(model: Model, options: PatchOptions): Pro
   };
   progress(3);
   return { answer, clean: probOf(clean.logits!, answer), unpatched: meanProb(base.logits!), patched: meanProb(patched.logits!), logits: patched.logits! };
+}
+
+/**
+ * The resid, attn_out and mlp_out patches as one plan per half-block and layer (bound slot 0: the
+ * half-block's input), in the order given: attn_out sets resid_mid = input + value; mlp_out sets
+ * resid_post = resid_mid + value, then resid sets resid_post = value. Values are vectors of the
+ * clean or unpatched run's records (row 0 of the clean run), zeros, the clean run's mean over
+ * positions, or the vector given.
+ */
+function statePlans(patches: readonly ActivationPatch[], clean: RunResult, base: RunResult, rows: number, T: number, D: number,
+  L: number): { attn: RestorePlan[]; mlp: RestorePlan[] } {
+  const attn = Array.from({ length: L }, () => new RestorePlan(D, 1));
+  const mlp = Array.from({ length: L }, () => new RestorePlan(D, 1));
+  const zero = new Float32Array(D);
+  const add = (plan: RestorePlan, site: PatchSite, l: number) => {
+    for (const p of patches) {
+      if (p.site !== site || !p.layers.includes(l)) continue;
+      const record = clean.records[SITE_RECORD[site]]![l]!; // (1, T, D)
+      const slot = plan.slot(p.source instanceof Float32Array ? p.source : p.source === "zero" ? zero
+        : p.source === "mean" ? meanOverPositions(record, T, D) : (p.source === "clean" ? clean : base).records[SITE_RECORD[site]]![l]!);
+      const perRow = p.source === "clean" || p.source === "corrupted"; // else one vector at index 0
+      for (let r = 0; r < rows; r++) {
+        for (const t of p.positions) {
+          const index = perRow ? (p.source === "clean" ? 0 : r) * T + t : 0;
+          if (site === "resid") plan.copy(r * T + t, 1, slot, index);
+          else plan.add(r * T + t, 1, 0, r * T + t, slot, index);
+        }
+      }
+    }
+  };
+  for (let l = 0; l < L; l++) {
+    add(attn[l]!, "attn_out", l);
+    add(mlp[l]!, "mlp_out", l);
+    add(mlp[l]!, "resid", l);
+  }
+  return { attn, mlp };
 }
 
 function forEach(patches: readonly ActivationPatch[], site: PatchSite, layer: number, rows: number, fn: (p: ActivationPatch, row: number, t: number) => void): void {

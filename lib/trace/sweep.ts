@@ -9,7 +9,7 @@ import type { Engine, FlopMeter, KVCache } from "../runtime/engine.js";
 import { attentionBias, type Batch } from "../runtime/batch.js";
 import { headFlops, layerFlops, mlpFlops } from "../runtime/flops.js";
 import { patchStep, type Restoration, type RunStates, type Step } from "./plan.js";
-import { gatherPast, patchRows } from "./kernels.js";
+import { RestorePlan } from "./restore-plan.js";
 
 export interface SweepContext {
   engine: Engine;
@@ -94,25 +94,32 @@ async function runChunk(ctx: SweepContext, t: number, plans: Restoration[]): Pro
   const parallel = engine.mlpReadsBlockInput;
   let blockIn: Float32Array = new Float32Array(0); // (rows, Tp, D) when parallel
   let active: Restoration[] = [];
+  let past: RestorePlan | undefined; // the corrupted KV cache gathered for `rows` (rebuilt when rows grow)
   const bias1 = attentionBias(oneRow(t, Tp)); // (1, 1, Tp, T)
   for (let step = Math.min(...entries); step <= 2 * L; step++) {
     const entering = plans.filter((_, i) => entries[i] === step);
     if (entering.length > 0) {
+      // The grown batch: the rows so far, then N rows per entering restoration.
       const grown = new Float32Array((rows + entering.length * N) * Tp * D);
-      grown.set(resid);
-      entering.forEach((r, k) => entryBlock(ctx, r, t, grown.subarray((rows + k * N) * Tp * D, (rows + (k + 1) * N) * Tp * D)));
+      const plan = new RestorePlan(D);
+      plan.copy(0, rows * Tp, plan.slot(resid), 0);
+      entering.forEach((r, k) => entryBlock(ctx, r, t, rows + k * N, plan));
+      plan.run(grown);
       if (parallel && step % 2 === 1) {
         const inputs = new Float32Array(grown.length);
-        inputs.set(blockIn);
-        const pre = ctx.corrupted.residPre[step >> 1]!; // (N, T, D)
+        const inPlan = new RestorePlan(D);
+        inPlan.copy(0, rows * Tp, inPlan.slot(blockIn), 0);
+        const pre = inPlan.slot(ctx.corrupted.residPre[step >> 1]!); // (N, T, D)
         entering.forEach((_, k) => {
-          for (let n = 0; n < N; n++) inputs.set(pre.subarray((n * T + t) * D, (n + 1) * T * D), (rows + k * N + n) * Tp * D);
+          for (let n = 0; n < N; n++) inPlan.copy((rows + k * N + n) * Tp, Tp, pre, n * T + t);
         });
+        inPlan.run(inputs);
         blockIn = inputs;
       }
       resid = grown;
       rows += entering.length * N;
       active = active.concat(entering);
+      past = undefined;
     }
     if (rows === 0) continue;
     if (step === 2 * L) break;
@@ -120,17 +127,19 @@ async function runChunk(ctx: SweepContext, t: number, plans: Restoration[]): Pro
     if (step % 2 === 0) {
       const one = oneRow(t, Tp);
       const batch: Batch = { ...one, B: rows, positions: tile(one.positions, rows) };
-      const past = {
-        key: gatherPast(ctx.cache.key[layer]!, N, rows, t, T, cfg.nKvHead, cfg.headDim),
-        value: gatherPast(ctx.cache.value[layer]!, N, rows, t, T, cfg.nKvHead, cfg.headDim),
-      };
-      const a = await engine.attn(layer, batch, resid, tile(bias1, rows), t > 0 ? past : undefined, ctx.meter);
+      past ??= pastPlan(N, rows, t, T, cfg.nKvHead, cfg.headDim);
+      const size = rows * cfg.nKvHead * t * cfg.headDim; // (rows, Hkv, t, Dh)
+      const key = new Float32Array(size);
+      const value = new Float32Array(size);
+      past.run(key, [ctx.cache.key[layer]!]);
+      past.run(value, [ctx.cache.value[layer]!]);
+      const a = await engine.attn(layer, batch, resid, tile(bias1, rows), t > 0 ? { key, value } : undefined, ctx.meter);
       if (parallel) blockIn = resid;
-      applyPatches(ctx, active, layer, "attn", t, resid, a.residMid, Tp);
+      patchPlan(ctx, active, layer, "attn", t, Tp).run(a.residMid, [resid]);
       resid = a.residMid;
     } else {
       const m = await engine.mlp(layer, rows, Tp, resid, false, ctx.edits, ctx.meter, parallel ? blockIn : undefined);
-      applyPatches(ctx, active, layer, "mlp", t, resid, m.residPost, Tp);
+      patchPlan(ctx, active, layer, "mlp", t, Tp).run(m.residPost, [resid]);
       resid = m.residPost;
     }
   }
@@ -145,51 +154,65 @@ async function runChunk(ctx: SweepContext, t: number, plans: Restoration[]): Pro
   return plans.map((r) => byPlan.get(r)!);
 }
 
-/** The state before a restoration's entry step: the corrupted state with position t patched. */
-function entryBlock(ctx: SweepContext, r: Restoration, t: number, out: Float32Array): void {
-  const D = ctx.engine.config.nEmbd;
+/**
+ * Plan of the state before a restoration's entry step, for its N rows from `row0` of a
+ * (rows, Tp, D) batch whose position 0 is token t: the corrupted state at positions > t, and at
+ * t the clean residual state or the corrupted input of the half-block plus the restored output.
+ */
+function entryBlock(ctx: SweepContext, r: Restoration, t: number, row0: number, plan: RestorePlan): void {
   const { N, T, clean, corrupted } = ctx;
   const p = r.patches[0]!;
   const frozen = ctx.frozen ?? corrupted;
-  const src = p.site === "attn" ? corrupted.residMid[p.layer]! : corrupted.residPost[p.layer]!; // (N, T, D)
+  const src = plan.slot(p.site === "attn" ? corrupted.residMid[p.layer]! : corrupted.residPost[p.layer]!); // (N, T, D)
   const Tp = T - t;
-  for (let n = 0; n < N; n++) out.set(src.subarray((n * T + t) * D, (n + 1) * T * D), n * Tp * D);
   for (let n = 0; n < N; n++) {
-    const at = n * Tp * D;
+    const at = (row0 + n) * Tp;
+    plan.copy(at + 1, Tp - 1, src, n * T + t + 1);
     if (p.site === "resid") {
-      out.set(clean.residPost[p.layer]!.subarray(t * D, (t + 1) * D), at);
+      plan.copy(at, 1, plan.slot(clean.residPost[p.layer]!), t);
     } else {
-      const base = (p.site === "attn" ? corrupted.residPre : corrupted.residMid)[p.layer]!;
+      const base = plan.slot((p.site === "attn" ? corrupted.residPre : corrupted.residMid)[p.layer]!); // (N, T, D)
       const states = p.source === "clean" ? clean : frozen;
-      const comp = (p.site === "attn" ? states.attnOut : states.mlpOut)[p.layer]!; // (1 or N, T, D)
-      const c = ((p.source === "clean" ? 0 : n) * T + t) * D;
-      for (let i = 0; i < D; i++) out[at + i] = base[(n * T + t) * D + i]! + comp[c + i]!;
+      const comp = plan.slot((p.site === "attn" ? states.attnOut : states.mlpOut)[p.layer]!); // (1 or N, T, D)
+      plan.add(at, 1, base, n * T + t, comp, (p.source === "clean" ? 0 : n) * T + t);
     }
   }
 }
 
 /**
- * After a half-block: out[row, 0] = input[row, 0] + component value for the patches at this step,
- * then (after an MLP half) the clean residual state for a restoration that is not the entry patch.
+ * Plan of the patches after a half-block, into its output (bound slot 0: its input): at each
+ * active restoration's rows, position 0, out = input + the component value of the patches at this
+ * step (row 0 of the clean run, or the same sample of the frozen run), then (after an MLP half)
+ * the clean residual state for a restoration whose resid patch is not its entry.
  */
-function applyPatches(ctx: SweepContext, active: Restoration[], layer: number, site: "attn" | "mlp", t: number,
-  input: Float32Array, out: Float32Array, Tp: number): void {
-  const D = ctx.engine.config.nEmbd;
+function patchPlan(ctx: SweepContext, active: Restoration[], layer: number, site: "attn" | "mlp", t: number, Tp: number): RestorePlan {
   const { N, T } = ctx;
+  const plan = new RestorePlan(ctx.engine.config.nEmbd, 1);
   active.forEach((r, k) => {
     for (let i = 1; i < r.patches.length; i++) {
       const p = r.patches[i]!;
       if (p.layer !== layer || p.site !== site) continue;
       const states = p.source === "clean" ? ctx.clean : ctx.frozen ?? ctx.corrupted;
-      const comp = (site === "attn" ? states.attnOut : states.mlpOut)[layer]!;
-      patchRows(out, input, comp, k * N, N, Tp, D, T, t, p.source === "clean");
+      const comp = plan.slot((site === "attn" ? states.attnOut : states.mlpOut)[layer]!); // (1 or N, T, D)
+      for (let n = 0; n < N; n++) plan.add((k * N + n) * Tp, 1, 0, (k * N + n) * Tp, comp, (p.source === "clean" ? 0 : n) * T + t);
     }
     const resid = r.patches.findIndex((p, i) => i > 0 && p.site === "resid" && p.layer === layer);
     if (site === "mlp" && resid > 0) {
-      const clean = ctx.clean.residPost[layer]!.subarray(t * D, (t + 1) * D);
-      for (let n = 0; n < N; n++) out.set(clean, (k * N + n) * Tp * D);
+      const clean = plan.slot(ctx.clean.residPost[layer]!); // (1, T, D)
+      for (let n = 0; n < N; n++) plan.copy((k * N + n) * Tp, 1, clean, t);
     }
   });
+  return plan;
+}
+
+/** Plan gathering past keys (or values) for `rows` batch rows, bound slot 0 the corrupted cache
+ * (N, H, T, Dh): row r takes sample r mod N's first t positions, into (rows, H, t, Dh). */
+function pastPlan(N: number, rows: number, t: number, T: number, H: number, Dh: number): RestorePlan {
+  const plan = new RestorePlan(Dh, 1);
+  for (let r = 0; r < rows; r++) {
+    for (let h = 0; h < H; h++) plan.copy((r * H + h) * t, t, 0, ((r % N) * H + h) * T);
+  }
+  return plan;
 }
 
 function oneRow(t: number, Tp: number): Batch {

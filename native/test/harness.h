@@ -53,6 +53,7 @@ inline std::string sz(std::initializer_list<int64_t> dims) {
 
 }  // namespace rt
 
+void test_restore();
 void test_patch();
 void test_update();
 void test_moment();
