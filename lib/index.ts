@@ -2,6 +2,8 @@
 export { RomeError, type RomeErrorCode } from "./errors.js";
 export { Model, type LoadOptions, type ModelCallOptions, type Prediction, type LogprobResult, type GenerateOptions } from "./runtime/model.js";
 export type { ModelConfig } from "./model/config.js";
+export { Tokenizer, type Encoded, type EncodeOptions, type DecodeOptions, type TokenizerOptions } from "./model/tokenizer.js";
+export type { TokenizerKind } from "./model/tokenizer-json.js";
 export type { Site } from "./runtime/engine.js";
 export type { TraceOptions, TraceResult, TraceStrategy, SeveredOptions, SeveredResult, SeveredSemantics } from "./trace/trace.js";
 export type { AttributionGrid } from "./trace/attribution.js";
