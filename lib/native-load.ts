@@ -32,7 +32,7 @@ export interface CholeskyInfo {
   maxPivot: number;
 }
 
-/** The original bits of the rows an update touched; `undoUpdate` writes them back. */
+/** The original bits of the rows an update touched (native/lab's update_undo writes such a record back). */
 export interface UpdateRecord {
   /** Row indices touched (rows i where some u[i, k] != 0), ascending. (nt) */
   rows: Int32Array;
