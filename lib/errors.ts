@@ -48,7 +48,21 @@ export type RomeErrorCode =
   // the worker host (lib/host)
   | "ERR_WORKER"
   // the job queue (lib/queue): Redis unreachable or a bad URL, a job that failed on a worker
-  | "ERR_QUEUE";
+  | "ERR_QUEUE"
+  // the HTTP service (lib/serve): each limit has its own code
+  | "ERR_VALIDATION"
+  | "ERR_UNAUTHORIZED"
+  | "ERR_NOT_FOUND"
+  | "ERR_BODY_TOO_LARGE"
+  | "ERR_PROMPT_TOO_LONG"
+  | "ERR_TOO_MANY_SAMPLES"
+  | "ERR_TOO_MANY_TOKENS"
+  | "ERR_DATASET_TOO_LARGE"
+  | "ERR_QUEUE_FULL"
+  | "ERR_JOB_TIMEOUT"
+  | "ERR_JOB_STATE"
+  | "ERR_SHUTTING_DOWN"
+  | "ERR_INTERRUPTED";
 
 export class RomeError extends Error {
   readonly code: RomeErrorCode;

@@ -23,6 +23,7 @@ import { EDIT_METHODS, EDIT_MODES, runEdits, type EditMethod, type EditMode, typ
 import { runPlotSvg, summarizeRun, summaryCsv } from "../eval/run-summary.js";
 import { defaultMemitHparams } from "../edit/memit-hparams.js";
 import { computeStatsLayers } from "../edit/stats.js";
+import { registerServe } from "./commands/serve.js";
 import { queueProgress, registerWorkerCommand, withRedisOptions, type RedisFlags } from "./queue.js";
 import { runEditsOnQueue } from "../queue/eval-client.js";
 import { traceDatasetOnQueue } from "../queue/trace-client.js";
@@ -152,7 +153,7 @@ withRedisOptions(program.command("trace-dataset")
       ? await traceDatasetOnQueue({ ...o, dataset: facts, model: program.opts().model, redis, prefix, shardSize, ...queueProgress("tracing") })
       : await withModel(program.opts(), (m) => traceDataset(m, {
         ...o, dataset: facts,
-        onProgress: (done, total, fact) => (bar ??= new Progress("tracing", total)).update(done, fact.subject),
+        onProgress: (p) => (bar ??= new Progress("tracing (facts)", p.total)).update(p.done),
       }));
     console.log(`traced ${res.traced} facts (${res.resumed} resumed) → ${res.out}; noise level ${res.noiseLevel.toFixed(4)}`);
     for (const [k, avg] of Object.entries(res.averages)) {
@@ -291,6 +292,7 @@ program.command("demo")
     });
   });
 
+registerServe(program);
 registerWorkerCommand(program);
 
 function printGrid(tokens: string[], scores: number[][], [b, e]: [number, number]): void {
