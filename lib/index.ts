@@ -2,11 +2,13 @@
 export { RomeError, type RomeErrorCode } from "./errors.js";
 export { Model, type LoadOptions, type ModelCallOptions, type Prediction, type LogprobResult, type GenerateOptions } from "./runtime/model.js";
 export type { ModelConfig } from "./model/config.js";
+export { Tokenizer, type Encoded, type EncodeOptions, type DecodeOptions, type TokenizerOptions } from "./model/tokenizer.js";
+export type { TokenizerKind } from "./model/tokenizer-json.js";
 export type { Site } from "./runtime/engine.js";
 export type { TraceOptions, TraceResult, TraceStrategy, SeveredOptions, SeveredResult, SeveredSemantics } from "./trace/trace.js";
 export type { AttributionGrid } from "./trace/attribution.js";
 export { spearman, recallAt, topIndices } from "./trace/agreement.js";
-export type { TraceDatasetOptions, TraceDatasetResult, FactTrace } from "./trace/dataset.js";
+export type { TraceDatasetOptions, TraceDatasetFactsOptions, TraceDatasetResult, FactTrace } from "./trace/dataset.js";
 export { averageEffects, type AveragedEffects } from "./trace/average.js";
 export { heatmapSvg, averagedSvg, svgToPng } from "./trace/heatmap.js";
 export { readKnownFacts, type KnownFact } from "./trace/known.js";
@@ -25,10 +27,10 @@ export { EditView, type EditFactors, type LayerFactors } from "./runtime/edit-vi
 export { nativeCapabilities, setNativeThreads } from "./native.js";
 export type { ActivationPatch, PatchOptions, PatchResult } from "./trace/patching.js";
 export { readCounterFact, summarize, type CounterFactRecord } from "./eval/counterfact.js";
-export { editEachAlone, sequentialEdits, type SequentialResult } from "./eval/experiments.js";
+export { editEachAlone, sequentialEdits, type RunOptions, type EditOutcome, type SequentialResult } from "./eval/experiments.js";
 export { retentionCurve, retentionByAge, compareRetention, type RetentionComparison } from "./eval/retention.js";
 // The functions that take a model, each also accepting a HostedModel (Model.load(dir, { worker: true })).
-export { trace, traceKinds, traceSevered, traceDataset, patchActivations, computeStats, computeStatsLayers, loadStats, rome, evaluateRecords,
-  exportEdits, loadEdits, exportCheckpoint, type Hostable } from "./host/api.js";
+export { trace, traceKinds, traceSevered, traceDataset, traceDatasetFacts, patchActivations, computeStats, computeStatsLayers, loadStats, rome, evaluateRecords,
+  exportEdits, loadEdits, exportCheckpoint, type Hostable, type HostableStream } from "./host/api.js";
 export { HostedModel, HostedTokenizer } from "./host/hosted-model.js";
 export { AbortError, type CallOptions, type Progress, type ProgressFn } from "./runtime/call.js";

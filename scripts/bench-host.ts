@@ -1,5 +1,5 @@
-// `npm run bench -- host [--shapes small,xl] [--scenarios load,predict,trace,edit] [--dir DIR]
-//   [--xl-samples 2] [--xl-kinds resid] [--edit-steps 3] [--threads 1]`
+// `npm run bench -- host [--shapes small,xl] [--scenarios load,predict,trace,edit] [--modes in-thread,worker]
+//   [--dir DIR] [--xl-samples 2] [--xl-kinds resid] [--edit-steps 3] [--threads 1]`
 //
 // Memory and event-loop figures of one model in one process, per scenario in a fresh child process
 // (so each peak RSS is that scenario's own):
@@ -10,6 +10,9 @@
 //   - edit: load + one ROME edit at the middle layer with statistics read from a cache file
 //     (synthetic: the identity, so no corpus run is needed), 5 fixed context templates and
 //     `--edit-steps` value steps.
+// Each scenario runs in-thread and with the worker host (`Model.load(dir, { worker: true })`: the
+// model on a worker thread of the same process, so the child's peak RSS counts the caller's thread
+// and the worker together).
 // Peak RSS is the kernel's high-water mark (VmHWM) of the child, reported over the checkpoint's size.
 // The largest event-loop delay is how late a 10 ms interval timer fired at worst during the phase.
 // Checkpoints are random GPT-2s written by scripts/random-model.ts into `--dir` (default
@@ -19,11 +22,9 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadStats } from "../lib/edit/stats.js";
-import { rome } from "../lib/edit/rome.js";
+import { loadStats, rome, traceKinds } from "../lib/host/api.js";
 import { writeSafetensors } from "../lib/model/safetensors.js";
 import { Model } from "../lib/runtime/model.js";
-import { traceKinds } from "../lib/trace/trace.js";
 import type { TraceKind } from "../lib/trace/grid.js";
 import { arg, printTable, writeResults } from "./bench-util.js";
 import { writeRandomCheckpoint } from "./random-model.js";
@@ -35,6 +36,8 @@ const SHAPES = {
 type Shape = keyof typeof SHAPES;
 const SCENARIOS = ["load", "predict", "trace", "edit"] as const;
 type Scenario = (typeof SCENARIOS)[number];
+const MODES = ["in-thread", "worker"] as const;
+type Mode = (typeof MODES)[number];
 
 const PROMPT = "The Eiffel Tower is located in the city of";
 const SUBJECT = "The Eiffel Tower";
@@ -73,12 +76,12 @@ function peakRss(): number {
   return Number(m![1]) * 1024;
 }
 
-async function child(scenario: Scenario, dir: string, shape: Shape): Promise<void> {
+async function child(scenario: Scenario, dir: string, shape: Shape, mode: Mode): Promise<void> {
   const threads = Number(arg("threads") ?? 1);
   const delay = new LoopDelay();
   delay.start();
   const t0 = performance.now();
-  const model = await Model.load(dir, { threads });
+  const model = await Model.load(dir, { threads, worker: mode === "worker" });
   const loadSeconds = (performance.now() - t0) / 1000;
   const loadMaxDelayMs = delay.stop();
   delay.start();
@@ -94,7 +97,7 @@ async function child(scenario: Scenario, dir: string, shape: Shape): Promise<voi
     what = `traceKinds ${kinds.join("/")}, ${samples} samples`;
   } else if (scenario === "edit") {
     const layer = Math.floor(model.config.nLayer / 2);
-    const stats = loadStats(statsFile(dir, layer, model.config.nInner));
+    const stats = await loadStats(statsFile(dir, layer, model.config.nInner), model); // read where the model lives
     const steps = Number(arg("edit-steps") ?? 3);
     await rome(model, { prompt: "{} is located in the city of", subject: SUBJECT, targetNew: "Rome" },
       { stats, layer, contextTemplates: TEMPLATES, hparams: { vNumGradSteps: steps }, guard: { maxNormRatio: 1e12, minDenominator: 0 } });
@@ -139,27 +142,28 @@ async function parent(): Promise<void> {
     if (!(shape in SHAPES)) throw new Error(`unknown shape ${shape}; shapes: ${Object.keys(SHAPES).join(", ")}`);
     const dir = ensureCheckpoint(shape, root);
     const size = statSync(join(dir, "model.safetensors")).size;
-    for (const scenario of (arg("scenarios")?.split(",") ?? SCENARIOS) as Scenario[]) {
+    for (const [scenario, mode] of ((arg("scenarios")?.split(",") ?? SCENARIOS) as Scenario[]).flatMap((s) => ((arg("modes")?.split(",") ?? MODES) as Mode[]).map((m) => [s, m] as const))) {
       if (!SCENARIOS.includes(scenario)) throw new Error(`unknown scenario ${scenario}; scenarios: ${SCENARIOS.join(", ")}`);
-      const args = ["--import=tsx", "scripts/bench-host.ts", "--child", scenario, "--ckpt", dir, "--shape", shape];
+      if (!MODES.includes(mode)) throw new Error(`unknown mode ${mode}; modes: ${MODES.join(", ")}`);
+      const args = ["--import=tsx", "scripts/bench-host.ts", "--child", scenario, "--ckpt", dir, "--shape", shape, "--mode", mode];
       for (const k of ["threads", "xl-samples", "xl-kinds", "edit-steps"]) if (arg(k)) args.push(`--${k}`, arg(k)!);
       const out = execFileSync(process.execPath, args, { encoding: "utf8", maxBuffer: 1 << 26, stdio: ["ignore", "pipe", "inherit"] });
       const line = out.split("\n").find((l) => l.startsWith("RESULT "));
       if (!line) throw new Error(`child ${shape}/${scenario} printed no result:\n${out}`);
       const r = JSON.parse(line.slice(7)) as ChildResult;
-      records.push({ shape, scenario, checkpointBytes: size, ...r });
+      records.push({ shape, scenario, mode, checkpointBytes: size, ...r });
       rows.push({
-        shape, scenario, what: r.what || "-", "load s": r.loadSeconds, "load max delay ms": r.loadMaxDelayMs,
+        shape, scenario, mode, what: r.what || "-", "load s": r.loadSeconds, "load max delay ms": r.loadMaxDelayMs,
         "op s": scenario === "load" ? "-" : r.opSeconds, "op max delay ms": scenario === "load" ? "-" : r.opMaxDelayMs,
         "peak RSS GB": r.peakRssBytes / 1e9, "peak / checkpoint": r.peakRssBytes / size,
       });
       console.log(JSON.stringify(records.at(-1)));
     }
   }
-  printTable("in-thread model: load time, peak RSS over checkpoint size, largest event-loop delay (10 ms timer)", rows);
+  printTable("in-thread and worker-hosted model: load time, peak RSS (caller + worker) over checkpoint size, largest event-loop delay (10 ms timer)", rows);
   writeResults("host", records);
 }
 
 const childScenario = arg("child") as Scenario | undefined;
-if (childScenario) await child(childScenario, arg("ckpt")!, arg("shape") as Shape);
+if (childScenario) await child(childScenario, arg("ckpt")!, arg("shape") as Shape, (arg("mode") ?? "in-thread") as Mode);
 else await parent();

@@ -116,7 +116,7 @@ async function aloneRun(c: Config, records: readonly CounterFactRecord[], withGe
   const bar = new Progress(`  ${label(c)}`, todo.length);
   const t0 = performance.now();
   const got = await editEachAlone(model, todo, () => opts, todo.map((r) => base.get(r.case_id)!), {
-    evaluate: withGeneration && generation ? { generation } : {}, onProgress: (d, t) => bar.update(d, `(${t} edits)`),
+    evaluate: withGeneration && generation ? { generation } : {}, onProgress: (p) => bar.update(p.done, `(${p.total} edits)`),
   });
   todo.forEach((r, i) => memo.set(key(r), got[i]!));
   const outcomes = records.map((r) => memo.get(key(r))!);
@@ -292,7 +292,7 @@ if (CHILD) {
     const probe = async () => (await model.predict(prompts, { topK: 1 })).filter((x, i) => x[0]!.token === " " + unrelated[i]!.requested_rewrite.target_true.str).length / unrelated.length;
     const bar = new Progress(`  ${form}, sequence ${s + 1}/${K}`, records.length);
     const t1 = performance.now();
-    const result = await sequentialEdits(model, records, () => opts, { every: 10, first: 10, probe, onProgress: (d) => bar.update(d) });
+    const result = await sequentialEdits(model, records, () => opts, { every: 10, first: 10, probe, onProgress: (p) => bar.update(p.done) });
     const file: SequenceFile = { records: records.map((r) => r.case_id), result, seconds: (performance.now() - t1) / 1000, unrelated: unrelated.length };
     writeFileAtomic(seqFile(form, s), JSON.stringify(file));
   }

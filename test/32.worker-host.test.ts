@@ -6,7 +6,8 @@ import test from "ava";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { computeStats, exportEdits, HostedModel, loadEdits, loadStats, Model, rome, RomeError, trace, traceKinds, type RankOneEdit } from "../lib/index.js";
+import { computeStats, exportEdits, HostedModel, loadEdits, loadStats, Model, rome, RomeError, trace, traceDatasetFacts, traceKinds, type FactTrace, type RankOneEdit } from "../lib/index.js";
+import { readKnownFacts } from "../lib/trace/known.js";
 import { AbortError } from "../lib/runtime/call.js";
 import { tempDir, TINYFACTS } from "./helpers.js";
 
@@ -114,6 +115,47 @@ test.serial("errors come back as RomeErrors with their codes, aborts as AbortErr
   t.deepEqual(progress.at(-1)![0], progress.at(-1)![1], "the last report reaches the total");
   await t.throwsAsync(trace(hosted, { ...TRACE, onProgress: () => { throw new Error("from the callback"); } }), { message: "from the callback" });
   t.true(hosted.edits.list().length === 0 && (await hosted.predict([PROMPTS[0]!]))[0]!.length === 5, "the model stays usable");
+});
+
+test.serial("traceDatasetFacts streams from the worker: the in-thread facts, one step per next, resumable, early exit and aborts", async (t) => {
+  const dir = tempDir(t);
+  const facts = readKnownFacts(join(TINYFACTS, "known.json")).slice(0, 3);
+  const opts = { dataset: facts, kinds: ["resid", "mlp"] as const, samples: 2, window: 3, noise: 0.47 };
+  const strip = ({ seconds: _s, ...r }: FactTrace) => r;
+  const expected: unknown[] = [];
+  for await (const r of traceDatasetFacts(local, opts)) expected.push(strip(r));
+  const progress: number[] = [];
+  const got: unknown[] = [];
+  for await (const r of traceDatasetFacts(hosted, { ...opts, onProgress: (p) => progress.push(p.done) })) {
+    // the worker runs no further ahead than the loop: the fact just received is the last one reported
+    t.is(progress.at(-1), got.length + 1);
+    got.push(strip(r));
+  }
+  t.deepEqual(got, expected);
+  t.deepEqual(progress, [0, 1, 2, 3]);
+
+  // break after the first fact: the worker's iterator ends and closes the file; a second loop resumes
+  const out = join(dir, "facts.jsonl");
+  for await (const r of traceDatasetFacts(hosted, { ...opts, out })) {
+    t.deepEqual(strip(r), expected[0]);
+    break;
+  }
+  const rest: unknown[] = [];
+  for await (const r of traceDatasetFacts(hosted, { ...opts, out })) rest.push(strip(r));
+  t.deepEqual(rest, expected.slice(1));
+  t.is(readFileSync(out, "utf8").trim().split("\n").length, 3);
+
+  // an abort between steps ends the stream with the caller's reason; one aborted before the start never reaches the worker
+  const reason = new Error("stop");
+  const c = new AbortController();
+  const it = traceDatasetFacts(hosted, { ...opts, signal: c.signal });
+  t.deepEqual(strip((await it.next()).value as FactTrace), expected[0]);
+  c.abort(reason);
+  const err = await t.throwsAsync(it.next(), { instanceOf: AbortError, code: "ERR_ABORTED" });
+  t.is(err?.cause, reason);
+  t.deepEqual(await it.next(), { done: true, value: undefined });
+  await t.throwsAsync(traceDatasetFacts(hosted, { ...opts, signal: AbortSignal.abort(reason) }).next(), { instanceOf: AbortError });
+  await t.throwsAsync(traceDatasetFacts(hosted, { ...opts, kinds: ["mlpp" as "mlp"] }).next(), { instanceOf: RomeError, code: "ERR_UNKNOWN_KIND" });
 });
 
 test.serial("the event loop stays free during a long hosted call", async (t) => {

@@ -7,12 +7,12 @@ import { join } from "node:path";
 import { exportCheckpoint } from "../lib/edit/export.js";
 import { rome } from "../lib/edit/rome.js";
 import { computeStats } from "../lib/edit/stats.js";
-import { RomeError } from "../lib/errors.js";
 import { evaluateRecords, readCounterFact } from "../lib/eval/counterfact.js";
-import { AbortError, type Progress } from "../lib/runtime/call.js";
+import { AbortError } from "../lib/runtime/call.js";
 import { Model } from "../lib/runtime/model.js";
 import { patchActivations } from "../lib/trace/patching.js";
 import { trace, traceSevered } from "../lib/trace/trace.js";
+import { check } from "./abort-check.js";
 import { tempDir, TINYFACTS } from "./helpers.js";
 
 const PROMPT = "Castle of Berkbre is located in the city of";
@@ -23,41 +23,6 @@ test.before(async () => {
   model = await Model.load(TINYFACTS, { batchSize: 2 });
 });
 test.after.always(async () => model?.dispose());
-
-type Call = (o: { signal?: AbortSignal; onProgress?: (p: Progress) => void }) => Promise<unknown>;
-
-/** Checks progress of a full run, then aborts before the start and at seeded random reports. */
-async function check(t: import("ava").ExecutionContext, name: string, call: Call, after: () => Promise<unknown>) {
-  const reports: Progress[] = [];
-  const full = await call({ onProgress: (p) => reports.push(p) });
-  t.true(reports.length > 0, `${name}: progress reported`);
-  const last = new Map<string, Progress>();
-  for (const p of reports) {
-    const prev = last.get(p.phase);
-    t.true(p.done <= p.total && (!prev || (p.done >= prev.done && p.total === prev.total)), `${name}: monotone ${JSON.stringify(p)}`);
-    last.set(p.phase, p);
-  }
-  for (const p of last.values()) t.is(p.done, p.total, `${name}: phase ${p.phase} reaches its total`);
-  const reason = new Error("stop");
-  const before = await t.throwsAsync(call({ signal: AbortSignal.abort(reason) }), { instanceOf: AbortError }, `${name}: aborted before the start`);
-  t.is(before!.cause, reason);
-  t.is((before as RomeError).code, "ERR_ABORTED");
-  let seed = name.length * 7919;
-  for (let trial = 0; trial < 2; trial++) {
-    seed = (Math.imul(seed, 48271) + 1) >>> 0;
-    const at = seed % reports.length;
-    const c = new AbortController();
-    let n = 0;
-    const err: unknown = await call({ signal: c.signal, onProgress: () => { if (n++ === at) c.abort(reason); } }).then(() => undefined, (e) => e);
-    // Aborted at the last report the call may already be done: then it resolves; otherwise it rejects with the reason.
-    if (err !== undefined || at < reports.length - 1) {
-      t.true(err instanceof AbortError, `${name}: aborted at report ${at} of ${reports.length}`);
-      t.is((err as AbortError).cause, reason);
-    }
-  }
-  t.deepEqual(await after(), await after());
-  t.deepEqual(await call({}), full, `${name}: the model gives the same result after aborts`);
-}
 
 test.serial("trace, traceSevered, predict, logprob, generate, evaluateRecords and computeStats abort within a batch and report progress", async (t) => {
   const records = readCounterFact(join(TINYFACTS, "counterfact.json")).slice(0, 3);

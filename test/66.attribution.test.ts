@@ -1,6 +1,7 @@
 import test from "ava";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { RomeError } from "../lib/errors.js";
 import { Model } from "../lib/runtime/model.js";
 import { recallAt, spearman, topIndices } from "../lib/trace/agreement.js";
 import { restoredProbability } from "../lib/trace/attribution.js";
@@ -75,6 +76,19 @@ test("refine computes exactly the top k cells per kind by estimate, equal to the
     });
     t.true(r.flops.executed < exact[k]!.flops.executed);
   }
+});
+
+test("the gradient session belongs to the model: built once, freed by dispose", async (t) => {
+  const own = await Model.load(TINYFACTS);
+  const opts = { prompt: known[0].prompt, subject: known[0].subject, noise: 0.1, samples: 2, kind: "resid" as const, strategy: "attribution" as const };
+  const held = own.resources.size;
+  const first = await traceKinds(own, opts, ["resid"]);
+  t.is(own.resources.size, held + 1);
+  t.deepEqual(await traceKinds(own, opts, ["resid"]), first);
+  t.is(own.resources.size, held + 1);
+  await own.dispose();
+  t.is(own.resources.size, 0);
+  await t.throwsAsync(traceKinds(own, opts, ["resid"]), { instanceOf: RomeError });
 });
 
 test("strategy and topK are checked", async (t) => {

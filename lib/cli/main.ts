@@ -153,7 +153,7 @@ withRedisOptions(program.command("trace-dataset")
       ? await traceDatasetOnQueue({ ...o, dataset: facts, model: program.opts().model, redis, prefix, shardSize, ...queueProgress("tracing") })
       : await withModel(program.opts(), (m) => traceDataset(m, {
         ...o, dataset: facts,
-        onProgress: (done, total, fact) => (bar ??= new Progress("tracing", total)).update(done, fact.subject),
+        onProgress: (p) => (bar ??= new Progress("tracing (facts)", p.total)).update(p.done),
       }));
     console.log(`traced ${res.traced} facts (${res.resumed} resumed) → ${res.out}; noise level ${res.noiseLevel.toFixed(4)}`);
     for (const [k, avg] of Object.entries(res.averages)) {

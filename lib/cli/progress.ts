@@ -4,16 +4,19 @@
 export class Progress {
   private readonly start = performance.now();
   private last = 0;
+  /** The first count reported (work resumed from a file), left out of the rate. */
+  private first?: number;
 
   constructor(private readonly label: string, private readonly total: number) {}
 
   update(done: number, note = ""): void {
+    this.first ??= done;
     const now = performance.now();
     const tty = process.stderr.isTTY;
     if (done < this.total && now - this.last < (tty ? 100 : 5000)) return;
     this.last = now;
     const secs = (now - this.start) / 1000;
-    const rate = done / Math.max(secs, 1e-9);
+    const rate = (done - this.first) / Math.max(secs, 1e-9);
     const eta = rate > 0 ? (this.total - done) / rate : 0;
     const width = 24;
     const filled = this.total ? Math.round((width * done) / this.total) : width;

@@ -27,6 +27,11 @@ export type EditMode = "alone" | "sequential" | "batch";
 export const EDIT_METHODS: readonly EditMethod[] = ["rome", "r-rome", "memit", "alphaedit"];
 export const EDIT_MODES: readonly EditMode[] = ["alone", "sequential", "batch"];
 
+/**
+ * `signal` stops the run within one batch of the edit or scoring in progress: the line being made is
+ * not written and the model is left with the edits it had. `onProgress` reports phase "records"
+ * (alone) or "batches" (lines of the file), starting at the lines the file already holds.
+ */
 export interface EditRunOptions extends CallOptions {
   method: EditMethod;
   mode: EditMode;
@@ -42,7 +47,7 @@ export interface EditRunOptions extends CallOptions {
   hparams?: Record<string, unknown>;
   /** Index of the first batch, when these records are a shard of a larger run (keys and `batch` count from it). Default 0. */
   firstBatch?: number;
-  /** Called after each line with the lines done and the total. */
+  /** Called after each line is written, with the lines done, the total and the line. */
   onLine?: (done: number, total: number, line: RunLine) => void;
 }
 
@@ -78,16 +83,22 @@ export async function runEdits(model: Model, records: readonly EditRecord[], opt
   }
   const batches: EditRecord[][] = [];
   for (let i = 0; i < records.length; i += B) batches.push(records.slice(i, i + B));
-  await fixLocalityTargets(model, records);
+  const { signal, onProgress } = options;
+  throwIfAborted(signal);
+  await fixLocalityTargets(model, records, signal);
+  throwIfAborted(signal);
   const file = openJsonl<RunLine>(options.out);
   const lines = [...file.records];
+  const keyOf = (k: number) => mode === "alone" ? `r:${batches[k]![0]!.id}` : `${mode}:${first + k}`;
+  let done = batches.filter((_, k) => file.done.has(keyOf(k))).length;
+  const progress = () => onProgress?.({ phase: mode === "alone" ? "records" : "batches", done, total: batches.length });
   const saved = `${options.out}.edits`;
   const applied: string[] = [];
   let state: AlphaEditState | undefined;
   try {
+    progress();
     for (const [k, batch] of batches.entries()) {
-      throwIfAborted(options.signal);
-      const key = mode === "alone" ? `r:${batch[0]!.id}` : `${mode}:${first + k}`;
+      const key = keyOf(k);
       if (file.done.has(key)) {
         // Sequential: the model must hold the batches done before, as they were made (and AlphaEdit
         // its state: the earlier batches' keys in the null space).
@@ -102,22 +113,19 @@ export async function runEdits(model: Model, records: readonly EditRecord[], opt
         }
         continue;
       }
+      throwIfAborted(signal);
       const t0 = performance.now();
       const { edit, refused, seconds } = await editBatch(model, batch, options, mode === "sequential" ? (state ??= method === "alphaedit" ? newState(model, options) : undefined) : undefined);
       const t1 = performance.now();
-      if (mode === "sequential") {
-        mkdirSync(saved, { recursive: true });
-        writeBatch(join(saved, `${k}.json`), edit, state);
-      }
       const ids = applyBatch(model, edit);
       let line: RunLine;
       try {
-        const scores = await scoreRecords(model, batch);
-        const done = batches.slice(0, k + 1).flat();
-        const esSoFar = mode === "sequential" ? mean((await scoreRecords(model, done)).map((s) => s.es)) : undefined;
-        const untouched = mode !== "alone" && options.untouched?.length ? await untouchedAccuracy(model, options.untouched) : undefined;
+        const scores = await scoreRecords(model, batch, signal);
+        const sofar = batches.slice(0, k + 1).flat();
+        const esSoFar = mode === "sequential" ? mean((await scoreRecords(model, sofar, signal)).map((s) => s.es)) : undefined;
+        const untouched = mode !== "alone" && options.untouched?.length ? await untouchedAccuracy(model, options.untouched, signal) : undefined;
         line = {
-          key, batch: first + k, ids: batch.map((r) => r.id), edits: mode === "sequential" ? done.length : batch.length, scores, refused,
+          key, batch: first + k, ids: batch.map((r) => r.id), edits: mode === "sequential" ? sofar.length : batch.length, scores, refused,
           ...(esSoFar !== undefined ? { esSoFar } : {}), ...(untouched !== undefined ? { untouched } : {}),
           seconds: { ...seconds, edit: (t1 - t0) / 1000, evaluate: (performance.now() - t1) / 1000 },
         };
@@ -125,9 +133,15 @@ export async function runEdits(model: Model, records: readonly EditRecord[], opt
         if (mode === "sequential") applied.push(...ids);
         else for (const id of ids.reverse()) model.edits.undo(id);
       }
+      if (mode === "sequential") { // saved before its line, so that every line a resumed run finds has its edits
+        mkdirSync(saved, { recursive: true });
+        writeBatch(join(saved, `${k}.json`), edit, state);
+      }
       file.append(line);
       lines.push(line);
+      done++;
       options.onLine?.(lines.length, batches.length, line);
+      progress();
     }
   } finally {
     file.close();
@@ -144,7 +158,7 @@ async function editBatch(model: Model, batch: readonly EditRecord[], options: Ed
   const { method } = options;
   if (method === "memit" || method === "alphaedit") {
     const requests = batch.map((r) => r.request);
-    const common = { stats: options.stats, hparams: options.hparams };
+    const common = { stats: options.stats, hparams: options.hparams, signal: options.signal };
     const e = method === "memit" ? await memit(model, requests, common) : await alphaEdit(model, requests, { ...common, ...(state ? { state } : {}) });
     const { total: _total, ...seconds } = e.seconds;
     return { edit: e.layers, refused: [], seconds };
@@ -155,7 +169,7 @@ async function editBatch(model: Model, batch: readonly EditRecord[], options: Ed
   for (const r of batch) {
     const { relationId: _relation, ...request } = r.request;
     try {
-      const e = await rome(model, request, { stats: options.stats[0], form: method === "rome" ? "reference" : "r-rome", ...(options.hparams ? { hparams: options.hparams } : {}) });
+      const e = await rome(model, request, { stats: options.stats[0], form: method === "rome" ? "reference" : "r-rome", signal: options.signal, ...(options.hparams ? { hparams: options.hparams } : {}) });
       edit.push({ layer: e.layer, u: e.u, v: e.v });
       for (const [k, v] of Object.entries(e.seconds)) if (k !== "total") seconds[k] = (seconds[k] ?? 0) + v;
     } catch (err) {

@@ -21,18 +21,18 @@ export interface EditScores {
 }
 
 /** Gives locality probes without a target the model's own top-1 next token (call before any edit). */
-export async function fixLocalityTargets(model: Model, records: readonly EditRecord[]): Promise<void> {
+export async function fixLocalityTargets(model: Model, records: readonly EditRecord[], signal?: AbortSignal): Promise<void> {
   const open = records.flatMap((r) => r.locality.filter((p) => p.target === undefined));
   if (open.length === 0) return;
-  const preds = await model.predict(open.map((p) => p.prompt), { topK: 1 });
+  const preds = await model.predict(open.map((p) => p.prompt), { topK: 1, signal });
   open.forEach((p, i) => (p.target = preds[i]![0]!.token));
 }
 
-export async function scoreRecords(model: Model, records: readonly EditRecord[]): Promise<EditScores[]> {
+export async function scoreRecords(model: Model, records: readonly EditRecord[], signal?: AbortSignal): Promise<EditScores[]> {
   const cf = records.filter((r) => r.counterfact);
-  const cfScores = new Map((await evaluateRecords(model, cf.map((r) => r.counterfact!))).map((m) => [m.case_id, m]));
+  const cfScores = new Map((await evaluateRecords(model, cf.map((r) => r.counterfact!), { signal })).map((m) => [m.case_id, m]));
   const probes: Probe[] = records.flatMap((r) => [...r.rewrite, ...r.paraphrase, ...r.locality.map((p) => ({ prompt: p.prompt, target: p.target! }))]);
-  const acc = probes.length ? (await model.logprob(probes)).map((l) => l.tokens.filter((t) => t.top1).length / l.tokens.length) : [];
+  const acc = probes.length ? (await model.logprob(probes, { signal })).map((l) => l.tokens.filter((t) => t.top1).length / l.tokens.length) : [];
   let at = 0;
   const mean = (n: number) => {
     const xs = acc.slice(at, at + n);
@@ -47,9 +47,9 @@ export async function scoreRecords(model: Model, records: readonly EditRecord[])
 }
 
 /** Top-1 accuracy of the first token of each record's true object after its prompt (records without one are skipped). */
-export async function untouchedAccuracy(model: Model, records: readonly EditRecord[]): Promise<number> {
+export async function untouchedAccuracy(model: Model, records: readonly EditRecord[], signal?: AbortSignal): Promise<number> {
   const known = records.filter((r) => r.request.targetTrue);
   if (known.length === 0) return NaN;
-  const lp = await model.logprob(known.map((r) => ({ prompt: fillTemplate(r.request.prompt, r.request.subject), target: " " + r.request.targetTrue!.trim() })));
+  const lp = await model.logprob(known.map((r) => ({ prompt: fillTemplate(r.request.prompt, r.request.subject), target: " " + r.request.targetTrue!.trim() })), { signal });
   return lp.filter((l) => l.tokens[0]!.top1).length / lp.length;
 }

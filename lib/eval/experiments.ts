@@ -3,6 +3,7 @@
 // edits?). Both leave the model with exactly the edits it had before.
 import { RomeError } from "../errors.js";
 import { rome, type RomeOptions } from "../edit/rome.js";
+import { throwIfAborted, type CallOptions } from "../runtime/call.js";
 import type { Model } from "../runtime/model.js";
 import { evaluateRecords, summarize, toRomeRequest, type CounterFactRecord, type EvaluateOptions, type MetricsSummary, type RecordMetrics } from "./counterfact.js";
 
@@ -20,10 +21,13 @@ export interface EditOutcome {
   seconds?: number;
 }
 
-export interface RunOptions {
+/**
+ * `signal` stops the run within one batch of the edit or evaluation in progress, undoing its edits
+ * (the model is left with exactly the edits it had); `onProgress` reports phase "edits", one per record.
+ */
+export interface RunOptions extends CallOptions {
   /** Options for model scoring (generation off by default). */
-  evaluate?: Omit<EvaluateOptions, "onProgress">;
-  onProgress?: (done: number, total: number) => void;
+  evaluate?: Omit<EvaluateOptions, "onProgress" | "signal">;
 }
 
 /**
@@ -34,20 +38,25 @@ export interface RunOptions {
 export async function editEachAlone(model: Model, records: readonly CounterFactRecord[], romeOptions: (r: CounterFactRecord) => RomeOptions,
   baseline: readonly RecordMetrics[], options: RunOptions = {}): Promise<EditOutcome[]> {
   if (baseline.length !== records.length) throw new RomeError("ERR_ARGUMENT", `baseline has ${baseline.length} entries for ${records.length} records`);
+  const { signal, onProgress } = options;
   const out: EditOutcome[] = [];
+  const progress = (done: number) => onProgress?.({ phase: "edits", done, total: records.length });
+  throwIfAborted(signal);
+  progress(0);
   for (const [i, rec] of records.entries()) {
+    throwIfAborted(signal);
     let edit;
     try {
-      edit = await rome(model, toRomeRequest(rec), romeOptions(rec));
+      edit = await rome(model, toRomeRequest(rec), { ...romeOptions(rec), signal });
     } catch (e) {
       if (!(e instanceof RomeError && e.code === "ERR_EDIT_REFUSED")) throw e;
       out.push({ case_id: rec.case_id, post: baseline[i]!, refused: e.message });
-      options.onProgress?.(i + 1, records.length);
+      progress(i + 1);
       continue;
     }
     const id = model.edits.apply(edit);
     try {
-      const [post] = await evaluateRecords(model, [rec], options.evaluate);
+      const [post] = await evaluateRecords(model, [rec], { ...options.evaluate, signal });
       out.push({
         case_id: rec.case_id, post: post!, normRatio: edit.norms.update / edit.norms.weight,
         finalLoss: edit.losses.at(-1)?.loss, seconds: edit.seconds.total,
@@ -55,7 +64,7 @@ export async function editEachAlone(model: Model, records: readonly CounterFactR
     } finally {
       model.edits.undo(id);
     }
-    options.onProgress?.(i + 1, records.length);
+    progress(i + 1);
   }
   return out;
 }
@@ -91,33 +100,38 @@ export interface SequentialResult {
  */
 export async function sequentialEdits(model: Model, records: readonly CounterFactRecord[], romeOptions: (r: CounterFactRecord) => RomeOptions,
   options: RunOptions & { every?: number; first?: number; probe?: () => Promise<number> } = {}): Promise<SequentialResult> {
+  const { signal, onProgress } = options;
   const every = options.every ?? 10;
   const first = options.first ?? 10;
   const applied: string[] = [];
   const result: SequentialResult = { curve: [], refused: [], normRatios: [], esWhenMade: [] };
   const point = async (n: number) => {
     // Before any edit, "all" is the first records' baseline.
-    const metrics = await evaluateRecords(model, records.slice(0, Math.max(n, first)), options.evaluate);
+    const metrics = await evaluateRecords(model, records.slice(0, Math.max(n, first)), { ...options.evaluate, signal });
     const all = metrics.slice(0, n || first);
     const p: CurvePoint = { edits: n, first: summarize(metrics.slice(0, first)), all: summarize(all), es: all.map((m) => m.es) };
     if (options.probe) p.probe = await options.probe();
     result.curve.push(p);
   };
+  const progress = (done: number) => onProgress?.({ phase: "edits", done, total: records.length });
   try {
+    throwIfAborted(signal);
+    progress(0);
     await point(0);
     for (const [i, rec] of records.entries()) {
+      throwIfAborted(signal);
       try {
-        const edit = await rome(model, toRomeRequest(rec), romeOptions(rec));
+        const edit = await rome(model, toRomeRequest(rec), { ...romeOptions(rec), signal });
         applied.push(model.edits.apply(edit));
         result.normRatios.push(edit.norms.update / edit.norms.weight);
       } catch (e) {
         if (!(e instanceof RomeError && e.code === "ERR_EDIT_REFUSED")) throw e;
         result.refused.push(i);
       }
-      const [made] = await evaluateRecords(model, [rec], { ...options.evaluate, generation: false });
+      const [made] = await evaluateRecords(model, [rec], { ...options.evaluate, generation: false, signal });
       result.esWhenMade.push(made!.es);
       if ((i + 1) % every === 0 || i === records.length - 1) await point(i + 1);
-      options.onProgress?.(i + 1, records.length);
+      progress(i + 1);
     }
   } finally {
     for (const id of applied.reverse()) model.edits.undo(id);

@@ -1,8 +1,9 @@
 // The hosted free functions as the public API exports them: each accepts a Model (and then is the
 // function itself, same signature) or a HostedModel (and then runs on its worker, returning a
-// Promise). The dispatch lives here once, over the table in lib/host/functions.ts.
+// Promise, or for a stream the same async iterator, stepped on the worker). The dispatch lives here
+// once, over the table in lib/host/functions.ts.
 import type { Model } from "../runtime/model.js";
-import { HOSTED_FUNCTIONS, type HostedFunctionName } from "./functions.js";
+import { HOSTED_FUNCTIONS, type HostedFunctionName, type HostedStreamName } from "./functions.js";
 import { HostedModel } from "./hosted-model.js";
 
 /** Parameters with every Model slot also accepting a HostedModel. */
@@ -25,10 +26,26 @@ function hostable<N extends HostedFunctionName>(name: N): Hostable<Fn<N>> {
   return call as Hostable<Fn<N>>;
 }
 
+/** A function returning an async iterator: with a HostedModel, the same iterator, each step run on the worker. */
+export type HostableStream<F extends (...args: never[]) => unknown> = F & ((...args: WithHosted<Parameters<F>>) => ReturnType<F>);
+
+function hostableStream<N extends HostedStreamName>(name: N): HostableStream<Fn<N>> {
+  const { fn, model } = HOSTED_FUNCTIONS[name];
+  const call = (...args: unknown[]): unknown => {
+    const m = args[model];
+    if (!(m instanceof HostedModel)) return (fn as (...a: unknown[]) => unknown)(...args);
+    const rest = [...args];
+    rest[model] = null;
+    return m.streamFunction(name, rest);
+  };
+  return call as HostableStream<Fn<N>>;
+}
+
 export const trace = hostable("trace");
 export const traceKinds = hostable("traceKinds");
 export const traceSevered = hostable("traceSevered");
 export const traceDataset = hostable("traceDataset");
+export const traceDatasetFacts = hostableStream("traceDatasetFacts");
 export const traceFact = hostable("traceFact");
 export const subjectEmbeddingStd = hostable("subjectEmbeddingStd");
 export const patchActivations = hostable("patchActivations");

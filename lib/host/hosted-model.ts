@@ -3,19 +3,23 @@
 // Edits keep a main-thread mirror (the same EditSet code validates and assigns ids synchronously),
 // and each edit operation is posted in order, so any later call sees it. A worker that dies rejects
 // the pending calls and every later call with ERR_WORKER; the model must then be loaded again.
+// A function that returns an async iterator (traceDatasetFacts) is a stream: the caller's iterator
+// posts one "next" per step, so the worker runs no further ahead than an in-thread loop.
 import { Worker } from "node:worker_threads";
 import { RomeError } from "../errors.js";
 import type { ModelConfig } from "../model/config.js";
-import type { Encoded } from "../model/tokenizer.js";
+import type { DecodeOptions, Encoded, EncodeOptions } from "../model/tokenizer.js";
 import { AbortError } from "../runtime/call.js";
 import { EditSet, type Edit, type NewEdit } from "../runtime/edits.js";
 import type { LoadOptions, Model } from "../runtime/model.js";
-import type { HostedFunctionName } from "./functions.js";
+import type { HostedFunctionName, HostedStreamName } from "./functions.js";
 import { reviveError, slotKey, splitArgs, type FromWorker, type ModelInfo, type Target, type ToWorker, type WorkerInit } from "./protocol.js";
 
+/** A call in flight: a request awaiting its answer, or an open stream (awaiting one when `step` is set). */
 interface Pending {
-  resolve(value: unknown): void;
-  reject(error: Error): void;
+  /** The step awaiting an answer (for a request: its whole answer). */
+  step?: { resolve(value: unknown): void; reject(error: Error): void };
+  stream: boolean;
   callbacks: Map<string, (...a: unknown[]) => void>;
   signal?: AbortSignal;
   onAbort?: () => void;
@@ -24,9 +28,9 @@ interface Pending {
 /** The tokenizer of a hosted model: the Tokenizer's methods, each answered by the worker. */
 export class HostedTokenizer {
   constructor(private readonly host: HostedModel) {}
-  encode(text: string): Promise<Encoded> { return this.host.request("tokenizer", "encode", [text]) as Promise<Encoded>; }
-  encodeBatch(texts: string[]): Promise<Encoded[]> { return this.host.request("tokenizer", "encodeBatch", [texts]) as Promise<Encoded[]>; }
-  decode(ids: readonly number[]): Promise<string> { return this.host.request("tokenizer", "decode", [ids]) as Promise<string>; }
+  encode(text: string, options: EncodeOptions = {}): Promise<Encoded> { return this.host.request("tokenizer", "encode", [text, options]) as Promise<Encoded>; }
+  encodeBatch(texts: string[], options: EncodeOptions = {}): Promise<Encoded[]> { return this.host.request("tokenizer", "encodeBatch", [texts, options]) as Promise<Encoded[]>; }
+  decode(ids: readonly number[], options: DecodeOptions = {}): Promise<string> { return this.host.request("tokenizer", "decode", [ids, options]) as Promise<string>; }
   tokenText(id: number): Promise<string> { return this.host.request("tokenizer", "tokenText", [id]) as Promise<string>; }
   tokenToId(token: string): Promise<number | undefined> { return this.host.request("tokenizer", "tokenToId", [token]) as Promise<number | undefined>; }
 }
@@ -162,6 +166,36 @@ export class HostedModel {
   }
 
   /**
+   * Runs a hosted function that returns an async iterator on the worker: the call (and its edit
+   * set) is posted now, and each `next` of the returned iterator is one step there. Leaving the
+   * loop early (`break`, `return()`) ends the worker's iterator too.
+   */
+  streamFunction(name: HostedStreamName, args: unknown[]): AsyncGenerator<unknown, void, undefined> {
+    const id = this.open("function", name, args, true);
+    return this.steps(id);
+  }
+
+  private async *steps(id: number | Error): AsyncGenerator<unknown, void, undefined> {
+    if (id instanceof Error) throw id;
+    let open = true;
+    try {
+      for (;;) {
+        let r: IteratorResult<unknown>;
+        try {
+          r = await this.step(id, "next") as IteratorResult<unknown>;
+        } catch (e) {
+          open = false; // the worker ended the stream with this error
+          throw e;
+        }
+        if (r.done) { open = false; return; }
+        yield r.value;
+      }
+    } finally {
+      if (open) await this.step(id, "return").catch(() => undefined);
+    }
+  }
+
+  /**
    * Frees the model and ends its worker. Calls still pending reject with ERR_WORKER, and so does
    * every later call. Disposing twice is harmless.
    */
@@ -184,21 +218,40 @@ export class HostedModel {
    * a call made inside `edits.withOnly` carries the scope's edit ids, and runs in the same scope.
    */
   request(target: Target, name: string, args: readonly unknown[]): Promise<unknown> {
-    if (this.failure) return Promise.reject(this.failure);
+    const id = this.open(target, name, args, false);
+    return id instanceof Error ? Promise.reject(id) : this.answer(id);
+  }
+
+  /** Posts a call (a request, or a stream's creation) and registers it; or says why it cannot be made. */
+  private open(target: Target, name: string, args: readonly unknown[], stream: boolean): number | Error {
+    if (this.failure) return this.failure;
     const split = splitArgs(args);
-    if (split.abort?.aborted) return Promise.reject(new AbortError(split.abort.reason));
+    if (split.abort?.aborted) return new AbortError(split.abort.reason);
     const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      const p: Pending = { resolve, reject, callbacks: split.fns, signal: split.abort };
-      if (split.abort) {
-        p.onAbort = () => this.worker.postMessage({ type: "abort", id } satisfies ToWorker);
-        split.abort.addEventListener("abort", p.onAbort, { once: true });
-      }
-      const scope = target === "edits" ? undefined : this.mirror.scoped()?.ids; // the innermost withOnly scope's edits travel with the call
-      this.worker.postMessage({ type: "call", id, target, name, args: split.args, callbacks: split.callbacks, signal: split.signal, scope } satisfies ToWorker);
-      this.pending.set(id, p);
-      this.worker.ref();
-    });
+    const p: Pending = { stream, callbacks: split.fns, signal: split.abort };
+    if (split.abort) {
+      p.onAbort = () => this.worker.postMessage({ type: "abort", id } satisfies ToWorker);
+      split.abort.addEventListener("abort", p.onAbort, { once: true });
+    }
+    const scope = target === "edits" ? undefined : this.mirror.scoped()?.ids; // the innermost withOnly scope's edits travel with the call
+    this.worker.postMessage({ type: "call", id, target, name, args: split.args, callbacks: split.callbacks, signal: split.signal, scope, ...(stream ? { stream } : {}) } satisfies ToWorker);
+    this.pending.set(id, p);
+    return id;
+  }
+
+  /** Awaits the answer to a call's message (posted already); the worker holds the process meanwhile. */
+  private answer(id: number): Promise<unknown> {
+    const p = this.pending.get(id);
+    if (!p) return Promise.reject(this.failure ?? new RomeError("ERR_WORKER", `call ${id} is not open`));
+    this.worker.ref();
+    return new Promise((resolve, reject) => (p.step = { resolve, reject }));
+  }
+
+  /** Posts one step of an open stream and awaits it. */
+  private step(id: number, how: "next" | "return"): Promise<unknown> {
+    if (!this.pending.has(id)) return how === "return" ? Promise.resolve({ done: true }) : Promise.reject(this.failure ?? new RomeError("ERR_WORKER", `stream ${id} is closed`));
+    this.worker.postMessage({ type: how, id } satisfies ToWorker);
+    return this.answer(id);
   }
 
   /** Posts an edit operation already applied to the mirror; its failure would leave the two apart, so it ends the host. */
@@ -217,21 +270,35 @@ export class HostedModel {
         p.callbacks.get(slotKey(m.slot))?.(...m.args);
       } catch (e) {
         // as in-thread, a callback that throws ends its call: reject it, and stop the worker's side if it can be aborted
+        const step = p.step;
         this.settle(m.id, p);
-        p.reject(e as Error);
+        step?.reject(e as Error);
         this.worker.postMessage({ type: "abort", id: m.id } satisfies ToWorker);
+        if (p.stream) this.worker.postMessage({ type: "return", id: m.id } satisfies ToWorker);
       }
       return;
     }
-    this.settle(m.id, p);
-    if (m.type === "result") p.resolve(m.value);
-    else p.reject(reviveError(m.error, p.signal));
+    const step = p.step;
+    if (p.stream && m.type === "result" && !(m.value as IteratorResult<unknown>).done) {
+      p.step = undefined; // the stream stays open for its next step
+      this.release();
+    } else {
+      this.settle(m.id, p);
+    }
+    if (m.type === "result") step?.resolve(m.value);
+    else step?.reject(reviveError(m.error, p.signal));
   }
 
   private settle(id: number, p: Pending): void {
     this.pending.delete(id);
+    p.step = undefined;
     if (p.onAbort) p.signal!.removeEventListener("abort", p.onAbort);
-    if (this.pending.size === 0) this.worker.unref();
+    this.release();
+  }
+
+  /** Lets the process exit while no call awaits an answer (an open stream between steps does not hold it). */
+  private release(): void {
+    if (![...this.pending.values()].some((p) => p.step)) this.worker.unref();
   }
 
   private fail(why: string): void {
@@ -243,8 +310,9 @@ export class HostedModel {
 
   private rejectAll(error: RomeError): void {
     for (const [id, p] of [...this.pending]) {
+      const step = p.step;
       this.settle(id, p);
-      p.reject(error);
+      step?.reject(error);
     }
   }
 }

@@ -34,8 +34,16 @@ export type Target = "model" | "tokenizer" | "edits" | "function";
 export type Slot = readonly [number, string];
 
 export type ToWorker =
-  /** `scope`: the edit ids of the caller's `edits.withOnly` scope, which the worker runs the call in. */
-  | { type: "call"; id: number; target: Target; name: string; args: unknown[]; callbacks: Slot[]; signal?: Slot; scope?: readonly string[] }
+  /**
+   * `scope`: the edit ids of the caller's `edits.withOnly` scope, which the worker runs the call in.
+   * `stream`: the function returns an async iterator; the worker creates it and answers nothing
+   * until the first "next".
+   */
+  | { type: "call"; id: number; target: Target; name: string; args: unknown[]; callbacks: Slot[]; signal?: Slot; scope?: readonly string[]; stream?: true }
+  /** One step of a stream: answered by a "result" whose value is the step's `{ done, value }`, or an "error". */
+  | { type: "next"; id: number }
+  /** Ends a stream early (the caller left its loop): answered by a "result" `{ done: true }`. */
+  | { type: "return"; id: number }
   | { type: "abort"; id: number }
   | { type: "dispose" };
 

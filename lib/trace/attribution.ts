@@ -8,7 +8,6 @@
 // The gradient graph is the whole model from the residual entering layer 0 to log p(answer) at
 // the last position, with a zero input added after every half-block; lib/graph/autodiff.ts
 // derives d loss / d zero (= d loss / d state) from it. Nothing is differentiated by hand.
-import ort from "onnxruntime-node";
 import { attr } from "../graph/builder.js";
 import { buildGradient } from "../graph/autodiff.js";
 import { emitContext, emitEditedMlp } from "../arch/segments.js";
@@ -19,7 +18,7 @@ import type { EditView } from "../runtime/edit-view.js";
 import type { FlopMeter } from "../runtime/engine.js";
 import { headFlops, layerFlops } from "../runtime/flops.js";
 import type { Model } from "../runtime/model.js";
-import { ortThreading } from "../runtime/threading.js";
+import { SegmentSession, type Feed } from "../runtime/session.js";
 import type { TraceKind } from "./grid.js";
 import { windowLayers, type RunStates } from "./plan.js";
 
@@ -38,19 +37,15 @@ const AG = {
   zPost: (l: number) => `z_post_${l}`, // (B, T, D) zeros added to resid_post of layer l
 } as const;
 
-const sessions = new WeakMap<Model, Promise<ort.InferenceSession>>();
-
-/** The gradient session of a model (built once; the layers' edit factors are inputs, so edits apply). */
-function gradientSession(model: Model): Promise<ort.InferenceSession> {
-  let s = sessions.get(model);
-  if (!s) {
-    s = build(model);
-    sessions.set(model, s);
-  }
-  return s;
+/**
+ * The gradient session of a model (built once per model, freed by its dispose(); the layers' edit
+ * factors are inputs, so edits apply).
+ */
+function gradientSession(model: Model): Promise<SegmentSession> {
+  return model.resources.get("attribution-session", () => build(model), (s) => s.release());
 }
 
-async function build(model: Model): Promise<ort.InferenceSession> {
+async function build(model: Model): Promise<SegmentSession> {
   const cfg = model.config;
   const ctx = emitContext("attribution", cfg, model.weights);
   const { b } = ctx;
@@ -84,7 +79,7 @@ async function build(model: Model): Promise<ort.InferenceSession> {
   b.output(AG.logp, tl, "float32", ["B", 1]);
   const grad = buildGradient(b, { loss: AG.loss, wrt, keep: [AG.logp] });
   try {
-    return await ort.InferenceSession.create(grad.toBytes(), { ...ortThreading(model), graphOptimizationLevel: "all", logSeverityLevel: 3 });
+    return await SegmentSession.fromGraph(grad, { threads: model.threads, spinning: model.spinning });
   } catch (e) {
     throw new RomeError("ERR_ONNX", `onnxruntime rejected the attribution gradient graph: ${(e as Error).message}`, { cause: e });
   }
@@ -151,19 +146,19 @@ export async function attributionGrids(ctx: AttributionContext, kinds: readonly 
   const session = await gradientSession(model);
   throwIfAborted(call.signal);
   const batch = padBatch(Array.from({ length: N }, () => ids));
-  const f32 = (data: Float32Array, dims: number[]) => new ort.Tensor("float32", data, dims);
+  const f32 = (data: Float32Array, dims: number[]): Feed => ({ data, dims });
   const zeros = new Float32Array(N * T * D); // (N, T, D), shared by every z input
   const select = new BigInt64Array(2 * N); // (N, 2)
   for (let n = 0; n < N; n++) [select[2 * n], select[2 * n + 1]] = [BigInt(n), BigInt(T - 1)];
-  const feeds: Record<string, ort.Tensor> = {
+  const feeds: Record<string, Feed> = {
     [AG.resid]: f32(corrupted.residPre[0]!, [N, T, D]),
     [AG.bias]: f32(attentionBias(batch), [N, 1, T, T]),
     [AG.pastKey]: f32(new Float32Array(0), [N, H, 0, D / H]),
     [AG.pastValue]: f32(new Float32Array(0), [N, H, 0, D / H]),
-    [AG.select]: new ort.Tensor("int64", select, [N, 2]),
-    [AG.answer]: new ort.Tensor("int64", new BigInt64Array(N).fill(BigInt(ctx.answer)), [N, 1]),
+    [AG.select]: { data: select, dims: [N, 2] },
+    [AG.answer]: { data: new BigInt64Array(N).fill(BigInt(ctx.answer)), dims: [N, 1] },
   };
-  if (session.inputNames.includes(AG.positions)) feeds[AG.positions] = new ort.Tensor("int64", batch.positions, [N, T]);
+  if (session.inputNames.includes(AG.positions)) feeds[AG.positions] = { data: batch.positions, dims: [N, T] };
   for (let l = 0; l < L; l++) {
     feeds[AG.zMid(l)] = f32(zeros, [N, T, D]);
     feeds[AG.zPost(l)] = f32(zeros, [N, T, D]);
@@ -173,16 +168,11 @@ export async function attributionGrids(ctx: AttributionContext, kinds: readonly 
     feeds[`edit_v_${l}`] = f32(f?.v ?? new Float32Array(0), [R, D]);
   }
   const fetch = [AG.logp, ...Array.from({ length: L }, (_, l) => [`grad_${AG.zMid(l)}`, `grad_${AG.zPost(l)}`]).flat()];
-  let out: ort.InferenceSession.ReturnType;
-  try {
-    out = await session.run(feeds, fetch);
-  } catch (e) {
-    throw new RomeError("ERR_ONNX", `the attribution gradient run failed: ${(e as Error).message}`, { cause: e });
-  }
+  const out = await session.run(feeds, fetch);
   ctx.meter.flops += attributionFlops(model, N, T);
-  const p = Array.from(out[AG.logp]!.data as Float32Array, Math.exp); // (N)
-  const gMid = Array.from({ length: L }, (_, l) => out[`grad_${AG.zMid(l)}`]!.data as Float32Array);   // (N, T, D) each
-  const gPost = Array.from({ length: L }, (_, l) => out[`grad_${AG.zPost(l)}`]!.data as Float32Array); // (N, T, D) each
+  const p = Array.from(out[AG.logp]!, Math.exp); // (N)
+  const gMid = Array.from({ length: L }, (_, l) => out[`grad_${AG.zMid(l)}`]!);   // (N, T, D) each
+  const gPost = Array.from({ length: L }, (_, l) => out[`grad_${AG.zPost(l)}`]!); // (N, T, D) each
 
   // Per layer, sample and token: (h_clean − h_n) · g_n for the states each kind restores. (L, N, T)
   const b0 = ctx.subjectRange[0];
