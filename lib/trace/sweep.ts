@@ -94,7 +94,8 @@ async function runChunk(ctx: SweepContext, t: number, plans: Restoration[]): Pro
   const parallel = engine.mlpReadsBlockInput;
   let blockIn: Float32Array = new Float32Array(0); // (rows, Tp, D) when parallel
   let active: Restoration[] = [];
-  let past: RestorePlan | undefined; // the corrupted KV cache gathered for `rows` (rebuilt when rows grow)
+  let past: RestorePlan | undefined; // gathers the corrupted KV cache for `rows` (rebuilt when rows grow)
+  let kv = { key: new Float32Array(0), value: new Float32Array(0) }; // (rows, Hkv, t, Dh) each
   const bias1 = attentionBias(oneRow(t, Tp)); // (1, 1, Tp, T)
   for (let step = Math.min(...entries); step <= 2 * L; step++) {
     const entering = plans.filter((_, i) => entries[i] === step);
@@ -127,13 +128,16 @@ async function runChunk(ctx: SweepContext, t: number, plans: Restoration[]): Pro
     if (step % 2 === 0) {
       const one = oneRow(t, Tp);
       const batch: Batch = { ...one, B: rows, positions: tile(one.positions, rows) };
-      past ??= pastPlan(N, rows, t, T, cfg.nKvHead, cfg.headDim);
-      const size = rows * cfg.nKvHead * t * cfg.headDim; // (rows, Hkv, t, Dh)
-      const key = new Float32Array(size);
-      const value = new Float32Array(size);
-      past.run(key, [ctx.cache.key[layer]!]);
-      past.run(value, [ctx.cache.value[layer]!]);
-      const a = await engine.attn(layer, batch, resid, tile(bias1, rows), t > 0 ? { key, value } : undefined, ctx.meter);
+      if (!past) {
+        // Rebuilt when rows grow; the buffers are reused layer after layer (the plan overwrites
+        // them whole, and onnxruntime is done reading them when `attn` resolves).
+        past = pastPlan(N, rows, t, T, cfg.nKvHead, cfg.headDim);
+        const size = rows * cfg.nKvHead * t * cfg.headDim; // (rows, Hkv, t, Dh)
+        kv = { key: new Float32Array(size), value: new Float32Array(size) };
+      }
+      past.run(kv.key, [ctx.cache.key[layer]!]);
+      past.run(kv.value, [ctx.cache.value[layer]!]);
+      const a = await engine.attn(layer, batch, resid, tile(bias1, rows), t > 0 ? kv : undefined, ctx.meter);
       if (parallel) blockIn = resid;
       patchPlan(ctx, active, layer, "attn", t, Tp).run(a.residMid, [resid]);
       resid = a.residMid;
