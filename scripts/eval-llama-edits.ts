@@ -121,9 +121,11 @@ const doc = [
   "",
   table(["layer", "clamp", ...METRIC_HEADER, "s/edit"], sweep.map((r) => [String(r.layer), String(r.clamp), ...metricCells(r.summary), r.seconds.toFixed(1)])),
   "",
-  `Best by S: layer ${best.layer}, clamp ${best.clamp}.`,
+  `Best by S: layer ${best.layer}, clamp ${best.clamp}` + (configs.length === 1 ? " — the file's layer and clamp, so the rows below are both the file's and the sweep's best." : "."),
   "",
   `## ${N} records, each edit alone`,
+  "",
+  "s/edit is wall-clock time per edit and its evaluation on a machine shared with other jobs, not a speed figure (`npm run bench -- edit` measures that).",
   "",
   table(["variant", ...METRIC_HEADER, "refused", "s/edit"], [
     ["unedited", ...metricCells(summarize(baseline)), "–", "–"],
