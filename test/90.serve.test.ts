@@ -206,6 +206,24 @@ test.serial("an edit job creates an edit; requests choose their edit set; undo r
   t.is((await top()).token, " Berlin");
 });
 
+test.serial("an edit job cancelled after its first of two edits applies neither", async (t) => {
+  const requests = [
+    { prompt: "{} is located in the city of", subject: "Tower of Deathproust", targetNew: "Paris" },
+    { prompt: "{} is located in the country of", subject: SUBJECT, targetNew: "Japan" },
+  ];
+  const id = (await call(base, "POST", "/edits", { requests })).body.id as string;
+  let cancelled = false;
+  const seen = await events(base, id, (e) => {
+    if (e.event === "progress" && e.data.phase === "edits" && !cancelled) {
+      cancelled = true;
+      void call(base, "DELETE", `/jobs/${id}`);
+    }
+  });
+  t.true(cancelled);
+  t.is(seen.at(-2)!.data.code, "ERR_ABORTED");
+  t.deepEqual((await call(base, "GET", "/edits")).body.edits.map((e: { id: string }) => e.id), [editId]);
+});
+
 test.serial("after a restart on the same state directory, edits and finished jobs come back", async (t) => {
   const jobs = (await call(base, "GET", "/jobs")).body.jobs;
   await service.shutdown(1000);
