@@ -67,6 +67,7 @@ async function cannon(url: string, path: string, connections: number, seconds: n
     url: url + path,
     connections,
     duration: seconds,
+    timeout: 120, // a batch of 32 GPT-2-small prompts on a shared machine can take longer than the default 10 s
     ...(bodies
       ? { requests: bodies.map((b) => ({ method: "POST" as const, path, headers: { "content-type": "application/json" }, body: JSON.stringify(b) })) }
       : {}),
@@ -89,7 +90,7 @@ async function inProcess(model: Model, connections: number, seconds: number): Pr
     }
   }));
   latencies.sort((a, b) => a - b);
-  const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
+  const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? Number.NaN;
   return { rps: latencies.length / seconds, p50: q(0.5), p99: q(0.99), errors: 0 };
 }
 
@@ -112,7 +113,7 @@ try {
         record[`${name} c=${c}`] = { http, inProcess: own };
         rows.push({
           model: name, concurrency: c, "HTTP req/s": http.rps, "HTTP p50 ms": http.p50, "HTTP p99 ms": http.p99, errors: http.errors,
-          "in-process req/s": own.rps, "in-process p50 ms": own.p50, "in-process p99 ms": own.p99, "HTTP / in-process": http.rps / own.rps,
+          "in-process req/s": own.rps, "in-process p50 ms": own.p50, "in-process p99 ms": own.p99, "HTTP / in-process": own.rps > 0 ? http.rps / own.rps : "n/a",
         });
         console.log(JSON.stringify(rows.at(-1)));
       }

@@ -224,13 +224,16 @@ test.serial("an edit job cancelled after its first of two edits applies neither"
   t.deepEqual((await call(base, "GET", "/edits")).body.edits.map((e: { id: string }) => e.id), [editId]);
 });
 
-test.serial("after a restart on the same state directory, edits and finished jobs come back", async (t) => {
+test.serial("after a restart on the same state directory (now with two workers), edits and finished jobs come back", async (t) => {
   const jobs = (await call(base, "GET", "/jobs")).body.jobs;
   await service.shutdown(1000);
-  service = await Service.start({ models: [{ dir: TINYFACTS }], port: 0, stateDir, limits: LIMITS });
+  service = await Service.start({ models: [{ dir: TINYFACTS, workers: 2 }], port: 0, stateDir, limits: LIMITS });
   base = service.url;
+  t.is((await call(base, "GET", "/models")).body.models[0].workers, 2);
   t.deepEqual((await call(base, "GET", "/edits")).body.edits.map((e: { id: string }) => e.id), [editId]);
-  t.is((await call(base, "POST", "/predict", { prompts: [PROMPT], topK: 1 })).body.predictions[0][0].token, " Berlin");
+  // concurrent requests run on both workers, and both hold the restored edit
+  const tops = await Promise.all(Array.from({ length: 6 }, () => call(base, "POST", "/predict", { prompts: [PROMPT], topK: 1 })));
+  t.deepEqual(tops.map((a) => a.body.predictions[0][0].token), Array(6).fill(" Berlin"));
   const again = (await call(base, "GET", "/jobs")).body.jobs;
   t.deepEqual(again.map((j: { id: string; state: string }) => [j.id, j.state]), jobs.map((j: { id: string; state: string }) => [j.id, j.state]));
   const edit = jobs.find((j: { kind: string }) => j.kind === "edits");
