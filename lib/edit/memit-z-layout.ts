@@ -115,10 +115,17 @@ export async function layoutChunk(model: Model, layer: number, requests: readonl
       [ZG.mask]: { data: gatherRows(mask, W, sel), dims: [Bs, W, 1] },
       [ZG.rowRequest]: { data: BigInt64Array.from(sel, (b) => BigInt(requestOf.get(rowRequest[b]!)!)), dims: [Bs] },
       [ZG.bias]: { data: gatherRows(bias, W * T, sel), dims: [Bs, 1, W, T] },
-      [ZG.selectNll]: { data: BigInt64Array.from(tokens.flatMap((i) => [BigInt(newRow.get(tokenRow[i]!)!), BigInt(tokenCol[i]!)])), dims: [tokens.length, 2] },
+      [ZG.select]: {
+        data: BigInt64Array.from([
+          ...tokens.flatMap((i) => [newRow.get(tokenRow[i]!)!, tokenCol[i]!]),
+          ...active.flatMap((r) => [newRow.get(klRow[r]!)!, col(klRow[r]!, rows[klRow[r]!]!.index)]),
+        ], BigInt),
+        dims: [tokens.length + active.length, 2],
+      },
+      [ZG.nllRows]: { data: BigInt64Array.from(tokens, (_, i) => BigInt(i)), dims: [tokens.length] },
+      [ZG.klRows]: { data: BigInt64Array.from(active, (_, i) => BigInt(tokens.length + i)), dims: [active.length] },
       [ZG.targets]: { data: BigInt64Array.from(tokens, (i) => BigInt(targets[i]!)), dims: [tokens.length, 1] },
       [ZG.weights]: { data: Float32Array.from(tokens, (i) => weights[i]!), dims: [tokens.length] },
-      [ZG.selectKl]: { data: BigInt64Array.from(active.flatMap((r) => [BigInt(newRow.get(klRow[r]!)!), BigInt(col(klRow[r]!, rows[klRow[r]!]!.index))])), dims: [active.length, 2] },
     };
     const past: KVCache | undefined = above && { past: above.past, key: above.key.map((k) => k && gatherRows(k, H * P0 * Dh, sel)), value: above.value.map((v) => v && gatherRows(v, H * P0 * Dh, sel)) };
     feedLayersAbove(model, layer, edits, past, Bs, P0, z.weightNames, f);

@@ -9,7 +9,7 @@ import type { Engine, FlopMeter, KVCache } from "../runtime/engine.js";
 import { attentionBias, type Batch } from "../runtime/batch.js";
 import { headFlops, layerFlops, mlpFlops } from "../runtime/flops.js";
 import { patchStep, type Restoration, type RunStates, type Step } from "./plan.js";
-import { RestorePlan } from "./restore-plan.js";
+import { planBuffer, RestorePlan } from "./restore-plan.js";
 
 export interface SweepContext {
   engine: Engine;
@@ -95,19 +95,19 @@ async function runChunk(ctx: SweepContext, t: number, plans: Restoration[]): Pro
   let blockIn: Float32Array = new Float32Array(0); // (rows, Tp, D) when parallel
   let active: Restoration[] = [];
   let past: RestorePlan | undefined; // gathers the corrupted KV cache for `rows` (rebuilt when rows grow)
-  let kv = { key: new Float32Array(0), value: new Float32Array(0) }; // (rows, Hkv, t, Dh) each
+  let kv: { key: Float32Array; value: Float32Array } = { key: new Float32Array(0), value: new Float32Array(0) }; // (rows, Hkv, t, Dh) each
   const bias1 = attentionBias(oneRow(t, Tp)); // (1, 1, Tp, T)
   for (let step = Math.min(...entries); step <= 2 * L; step++) {
     const entering = plans.filter((_, i) => entries[i] === step);
     if (entering.length > 0) {
       // The grown batch: the rows so far, then N rows per entering restoration.
-      const grown = new Float32Array((rows + entering.length * N) * Tp * D);
+      const grown = planBuffer((rows + entering.length * N) * Tp * D); // written whole by the plan
       const plan = new RestorePlan(D);
       plan.copy(0, rows * Tp, plan.slot(resid), 0);
       entering.forEach((r, k) => entryBlock(ctx, r, t, rows + k * N, plan));
       plan.run(grown);
       if (parallel && step % 2 === 1) {
-        const inputs = new Float32Array(grown.length);
+        const inputs = planBuffer(grown.length);
         const inPlan = new RestorePlan(D);
         inPlan.copy(0, rows * Tp, inPlan.slot(blockIn), 0);
         const pre = inPlan.slot(ctx.corrupted.residPre[step >> 1]!); // (N, T, D)
@@ -133,7 +133,7 @@ async function runChunk(ctx: SweepContext, t: number, plans: Restoration[]): Pro
         // them whole, and onnxruntime is done reading them when `attn` resolves).
         past = pastPlan(N, rows, t, T, cfg.nKvHead, cfg.headDim);
         const size = rows * cfg.nKvHead * t * cfg.headDim; // (rows, Hkv, t, Dh)
-        kv = { key: new Float32Array(size), value: new Float32Array(size) };
+        kv = { key: planBuffer(size), value: planBuffer(size) };
       }
       past.run(kv.key, [ctx.cache.key[layer]!]);
       past.run(kv.value, [ctx.cache.value[layer]!]);
