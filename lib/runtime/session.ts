@@ -43,7 +43,12 @@ export class SegmentSession {
       const threading = ortThreading(opts);
       const session = await ort.InferenceSession.create(bytes, {
         ...threading,
-        extra: { session: { ...(threading.extra as { session: Record<string, unknown> }).session, ...(opts.prepacking === false ? { disable_prepacking: "1" } : {}) } },
+        extra: { session: {
+          ...(threading.extra as { session: Record<string, unknown> }).session,
+          ...(opts.prepacking === false ? { disable_prepacking: "1" } : {}),
+          // external initializers (weights onnxruntime maps from the checkpoint itself) are named relative to this folder
+          ...(graph.externalFolder !== undefined ? { model_external_initializers_file_folder_path: graph.externalFolder } : {}),
+        } },
         graphOptimizationLevel: "all",
         logSeverityLevel: 3,
       });
