@@ -5,9 +5,9 @@
     {
       "target_name": "rome_native",
       "sources": [
-        "native/addon.cc", "native/napi_util.cc", "native/js_restore.cc", "native/js_patch.cc", "native/js_moment.cc",
+        "native/addon.cc", "native/napi_util.cc", "native/js_restore.cc", "native/js_moment.cc",
         "native/js_cholesky.cc", "native/js_update.cc", "native/js_info.cc",
-        "native/common.cc", "native/restore.cc", "native/patch.cc", "native/moment.cc", "native/cholesky.cc", "native/update.cc"
+        "native/common.cc", "native/restore.cc", "native/moment.cc", "native/cholesky.cc", "native/update.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "ROME_BLAS_NAME=\"none\""],

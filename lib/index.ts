@@ -2,6 +2,8 @@
 export { RomeError, type RomeErrorCode } from "./errors.js";
 export { Model, type LoadOptions, type ModelCallOptions, type Prediction, type LogprobResult, type GenerateOptions } from "./runtime/model.js";
 export type { ModelConfig } from "./model/config.js";
+export { Tokenizer, type Encoded, type EncodeOptions, type DecodeOptions, type TokenizerOptions } from "./model/tokenizer.js";
+export type { TokenizerKind } from "./model/tokenizer-json.js";
 export type { Site } from "./runtime/engine.js";
 export type { TraceOptions, TraceResult, TraceStrategy, SeveredOptions, SeveredResult, SeveredSemantics } from "./trace/trace.js";
 export type { AttributionGrid } from "./trace/attribution.js";
@@ -32,3 +34,8 @@ export { trace, traceKinds, traceSevered, traceDataset, traceDatasetFacts, patch
   exportEdits, loadEdits, exportCheckpoint, type Hostable, type HostableStream } from "./host/api.js";
 export { HostedModel, HostedTokenizer } from "./host/hosted-model.js";
 export { AbortError, type CallOptions, type Progress, type ProgressFn } from "./runtime/call.js";
+// Past one machine: the job queue on BullMQ and Redis (`rome-node worker`, `--redis`).
+export { startQueueWorker, type QueueWorker, type QueueWorkerOptions } from "./queue/worker.js";
+export { traceDatasetOnQueue, type QueuedTraceOptions } from "./queue/trace-client.js";
+export { runEditsOnQueue, type QueuedEditRunOptions } from "./queue/eval-client.js";
+export { queueConnection, type QueueConnectionOptions } from "./queue/connection.js";

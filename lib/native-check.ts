@@ -63,25 +63,6 @@ export function checkTyped<C extends Int32ArrayConstructor | Uint8ArrayConstruct
   return v as InstanceType<C>;
 }
 
-/** Every value of `a` (or every `stride`-th from `offset`) is an integer in [0, bound). */
-export function checkIndices(name: string, a: Int32Array, bound: number, stride = 1, offset = 0, label?: string): void {
-  for (let i = offset; i < a.length; i += stride) {
-    const v = a[i]!;
-    if (v < 0 || v >= bound)
-      fail(`Expected integer between 0 and ${bound - 1} for ${name}[${i}]${label ? ` (${label})` : ""} but received ${v}`);
-  }
-}
-
-/** Plan entries (row, pos, ...) name distinct (row, pos) pairs. */
-export function checkDistinct(name: string, plan: Int32Array, stride: number, T: number): void {
-  const seen = new Set<number>();
-  for (let i = 0; i < plan.length; i += stride) {
-    const key = plan[i]! * T + plan[i + 1]!;
-    if (seen.has(key)) fail(`Expected distinct (row, position) pairs in ${name} but (${plan[i]}, ${plan[i + 1]}) repeats at entry ${i / stride}`);
-    seen.add(key);
-  }
-}
-
 export type Backend = "auto" | "own" | "blas";
 const backends: readonly Backend[] = ["auto", "own", "blas"];
 

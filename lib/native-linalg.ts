@@ -51,14 +51,6 @@ export function momentAccumulateSync(acc: Float64Tensor, keys: Float32Tensor, op
   nativeAddon().momentAccumulate(acc, keys, false, backendOf("momentAccumulateSync", options, ["backend"]));
 }
 
-/** acc (d, d) upper triangle += other (d, d) upper triangle (merging statistics of two corpora shards). */
-export function momentMerge(acc: Float64Tensor, other: Float64Tensor): void {
-  const [d] = checkTensor("acc", acc, "float64", 2);
-  checkDims("acc", acc.dims, [d, d]);
-  checkDims("other", checkTensor("other", other, "float64", 2), [d, d]);
-  nativeAddon().momentMerge(acc, other);
-}
-
 /** out (d, d) ← the full symmetric acc / count (the mean E[k kᵀ]); out may be acc itself. */
 export function momentFinalize(out: Float64Tensor, acc: Float64Tensor, count: number): void {
   const [d] = checkTensor("acc", acc, "float64", 2);
@@ -84,10 +76,6 @@ export class SecondMoment {
   addSync(keys: Float32Tensor, options?: LinalgOptions): void {
     momentAccumulateSync(this.sum, keys, options);
     this.count += keys.dims[0]!;
-  }
-  merge(other: SecondMoment): void {
-    momentMerge(this.sum, other.sum);
-    this.count += other.count;
   }
   /** The symmetric mean E[k kᵀ] (d, d) as a new tensor. */
   mean(): Float64Tensor {
@@ -154,8 +142,8 @@ function asMatrix(name: string, x: Float32Tensor | Float32Array, rows: number): 
 /**
  * W (rows, cols) float32 += U Vᵀ in place, with U (rows, r) and V (cols, r) — or u (rows) and
  * v (cols) for rank one — summed in float64 and rounded once. Returns the original bits of the
- * touched rows (rows with a nonzero u); `undoUpdate` restores them, so apply-then-undo is
- * bit-identical. Undo in reverse order of applies that touch the same rows.
+ * touched rows (rows with a nonzero u). (Their exact undo, update_undo, is in native/lab/: lib/
+ * holds edits as factors and writes weights only when exporting a merged checkpoint.)
  */
 export function applyUpdate(w: Float32Tensor, u: Float32Tensor | Float32Array, v: Float32Tensor | Float32Array): UpdateRecord {
   const [rows, cols] = checkTensor("w", w, "float32", 2);
@@ -163,15 +151,4 @@ export function applyUpdate(w: Float32Tensor, u: Float32Tensor | Float32Array, v
   if (U.dims[1] !== V.dims[1] || U.dims[1] === 0)
     throw new RomeError("ERR_ARGUMENT", `Expected u and v of the same rank ≥ 1 but received ${U.dims[1]} and ${V.dims[1]}`);
   return nativeAddon().updateApply(w, U, V);
-}
-
-/** Writes back the rows recorded by `applyUpdate` on w (rows, cols). */
-export function undoUpdate(w: Float32Tensor, record: UpdateRecord): void {
-  const [rows, cols] = checkTensor("w", w, "float32", 2);
-  checkOptionNames("undoUpdate record", record, ["rows", "data"]);
-  const r = checkTyped("record.rows", record?.rows, Int32Array);
-  checkTyped("record.data", record.data, Float32Array, r.length * cols!);
-  for (let i = 0; i < r.length; i++)
-    if (r[i]! < 0 || r[i]! >= rows!) throw new RomeError("ERR_ARGUMENT", `Expected integer between 0 and ${rows! - 1} for record.rows[${i}] but received ${r[i]}`);
-  nativeAddon().updateUndo(w, r, record.data);
 }

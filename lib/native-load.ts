@@ -32,7 +32,7 @@ export interface CholeskyInfo {
   maxPivot: number;
 }
 
-/** The original bits of the rows an update touched; `undoUpdate` writes them back. */
+/** The original bits of the rows an update touched (native/lab's update_undo writes such a record back). */
 export interface UpdateRecord {
   /** Row indices touched (rows i where some u[i, k] != 0), ascending. (nt) */
   rows: Int32Array;
@@ -45,19 +45,12 @@ export interface Addon {
   capabilities(): NativeCapabilities;
   setThreads(n: number): number;
   applyPlan(dst: Float32Array, sources: readonly Float32Array[], plan: Int32Array, width: number): void;
-  gatherRows(dst: Float32Tensor, src: Float32Tensor, index: Int32Array): void;
-  patchPositions(dst: Float32Tensor, src: Float32Tensor, plan: Int32Array): void;
-  buildBatch(dst: Float32Tensor, src: Float32Tensor, index: Int32Array, patchSrc: Float32Tensor | null, plan: Int32Array | null): void;
-  componentRestore(out: Float32Tensor, mid: Float32Tensor, component: Float32Tensor, clean: Float32Tensor, mask: Uint8Array): void;
-  freeze(dst: Float32Tensor, values: Float32Tensor, plan: Int32Array): void;
   momentAccumulate(acc: Float64Tensor, keys: Float32Tensor, async: boolean, backend: Backend): Promise<void> | undefined;
-  momentMerge(acc: Float64Tensor, other: Float64Tensor): void;
   momentFinalize(out: Float64Tensor, acc: Float64Tensor, count: number): void;
   _benchRawSsyrk(keys: Float32Tensor): Promise<number>;
   choleskyFactor(a: Float64Tensor, ridge: number, async: boolean, backend: Backend): Promise<CholeskyInfo> | CholeskyInfo;
   choleskySolve(u: Float64Tensor, b: Float64Tensor, async: boolean, backend: Backend): Promise<void> | undefined;
   updateApply(w: Float32Tensor, u: Float32Tensor, v: Float32Tensor): UpdateRecord;
-  updateUndo(w: Float32Tensor, rows: Int32Array, data: Float32Array): void;
 }
 
 /** Options of `loadNative`. */

@@ -6,7 +6,6 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<rome::AddonData>(new rome::AddonData());  // freed with the environment
   rome::InitInfo(env, exports);
   rome::InitRestore(env, exports);
-  rome::InitPatch(env, exports);
   rome::InitMoment(env, exports);
   rome::InitCholesky(env, exports);
   rome::InitUpdate(env, exports);

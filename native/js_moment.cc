@@ -41,19 +41,6 @@ static Napi::Value MomentAccumulate(const Napi::CallbackInfo& info) {
   return call.Run([=] { return moment_accumulate(a, k, rows, d, be); }, nullptr);
 }
 
-// momentMerge(acc f64 (d, d), other f64 (d, d)): acc upper += other upper
-static Napi::Value MomentMerge(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Tensor acc, other;
-  if (!GetTensor(env, info[0], "acc", napi_float64_array, 2, 2, acc) ||
-      !GetTensor(env, info[1], "other", napi_float64_array, 2, 2, other) || !Bind(env, {&acc, &other}) ||
-      !Square(env, acc) || !Square(env, other))
-    return env.Undefined();
-  if (!Require(env, acc.dims == other.dims, "momentMerge: acc and other differ in size")) return env.Undefined();
-  moment_merge(acc.as<double>(), other.as<double>(), acc.dim(0));
-  return env.Undefined();
-}
-
 // momentFinalize(out f64 (d, d), acc f64 (d, d), count): out = symmetric acc / count
 static Napi::Value MomentFinalize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -87,7 +74,6 @@ static Napi::Value BenchRawSsyrk(const Napi::CallbackInfo& info) {
 
 void InitMoment(Napi::Env env, Napi::Object exports) {
   exports.Set("momentAccumulate", Napi::Function::New(env, MomentAccumulate, "momentAccumulate"));
-  exports.Set("momentMerge", Napi::Function::New(env, MomentMerge, "momentMerge"));
   exports.Set("_benchRawSsyrk", Napi::Function::New(env, BenchRawSsyrk, "_benchRawSsyrk"));
   exports.Set("momentFinalize", Napi::Function::New(env, MomentFinalize, "momentFinalize"));
 }

@@ -30,25 +30,8 @@ static Napi::Value UpdateApply(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// updateUndo(w f32 (rows, cols), rows Int32Array (nt), data Float32Array (nt * cols))
-static Napi::Value UpdateUndo(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Tensor w, touched, backup;
-  if (!GetTensor(env, info[0], "w", napi_float32_array, 2, 2, w) ||
-      !GetArray(env, info[1], "rows", napi_int32_array, touched) ||
-      !GetArray(env, info[2], "data", napi_float32_array, backup) || !Bind(env, {&w, &touched, &backup}))
-    return env.Undefined();
-  int64_t expected = 0;
-  if (!Require(env, CheckedMul(touched.length, w.dim(1), expected) && backup.length == expected,
-               "updateUndo: backup size does not match rows × cols"))
-    return env.Undefined();
-  Status s = update_undo(w.as<float>(), w.dim(0), w.dim(1), touched.as<int32_t>(), touched.length, backup.as<float>());
-  return s.ok() ? env.Undefined() : ThrowStatus(env, s);
-}
-
 void InitUpdate(Napi::Env env, Napi::Object exports) {
   exports.Set("updateApply", Napi::Function::New(env, UpdateApply, "updateApply"));
-  exports.Set("updateUndo", Napi::Function::New(env, UpdateUndo, "updateUndo"));
 }
 
 }  // namespace rome

@@ -60,12 +60,6 @@ double bench_raw_ssyrk(const float* keys, int64_t rows, int64_t d) {
 #endif
 }
 
-void moment_merge(double* acc, const double* other, int64_t d) {
-#pragma omp parallel for num_threads(get_threads()) schedule(dynamic, 16) if (d * d > 1 << 18)
-  for (int64_t i = 0; i < d; i++)
-    for (int64_t j = i; j < d; j++) acc[i * d + j] += other[i * d + j];
-}
-
 void moment_finalize(double* out, const double* acc, int64_t d, double count) {
   // Diagonal and upper first (in place safe), then mirror into the lower triangle.
   for (int64_t i = 0; i < d; i++)

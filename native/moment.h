@@ -15,9 +15,6 @@ Status moment_accumulate(double* acc,        // (d, d) upper triangle
                          const float* keys,  // (rows, d)
                          int64_t rows, int64_t d, Backend backend = Backend::Auto);
 
-/** acc (d, d) upper += other (d, d) upper. */
-void moment_merge(double* acc, const double* other, int64_t d);
-
 /** out (d, d) full symmetric = acc / count, mirrored from the upper triangle. out may be acc. */
 void moment_finalize(double* out, const double* acc, int64_t d, double count);
 

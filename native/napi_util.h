@@ -138,7 +138,6 @@ class KernelCall {
 };
 
 // Export registration, one per area (js_*.cc).
-void InitPatch(Napi::Env env, Napi::Object exports);
 void InitRestore(Napi::Env env, Napi::Object exports);
 void InitMoment(Napi::Env env, Napi::Object exports);
 void InitCholesky(Napi::Env env, Napi::Object exports);

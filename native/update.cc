@@ -52,11 +52,4 @@ Status update_apply(float* w, const float* u, const float* v, int64_t rows, int6
   return Status::Ok();
 }
 
-Status update_undo(float* w, int64_t rows, int64_t cols, const int32_t* touched, int64_t nt, const float* backup) {
-  Status s = check_rows(touched, nt, rows);
-  if (!s.ok()) return s;
-  for (int64_t t = 0; t < nt; t++) std::memcpy(w + int64_t(touched[t]) * cols, backup + t * cols, cols * sizeof(float));
-  return Status::Ok();
-}
-
 }  // namespace rome

@@ -22,11 +22,4 @@ Status update_apply(float* w,              // (rows, cols)
                     int64_t nt,
                     float* backup);          // (nt, cols) out; may be null for no backup
 
-/** W[touched[t], :] ← backup[t, :]. */
-Status update_undo(float* w,                 // (rows, cols)
-                   int64_t rows, int64_t cols,
-                   const int32_t* touched,   // (nt)
-                   int64_t nt,
-                   const float* backup);     // (nt, cols)
-
 }  // namespace rome

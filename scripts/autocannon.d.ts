@@ -5,6 +5,8 @@ declare module "autocannon" {
     url: string;
     connections?: number;
     duration?: number;
+    /** Seconds before a request counts as an error. */
+    timeout?: number;
     requests?: { method?: "GET" | "POST" | "DELETE"; path?: string; headers?: Record<string, string>; body?: string }[];
   }
   interface Result { requests: Histogram & { total: number }; latency: Histogram; errors: number; non2xx: number }

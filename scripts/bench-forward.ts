@@ -1,10 +1,12 @@
-// `npm run bench -- forward [--model gpt2|llama] [--threads N] [--shapes 1x1,1x64,8x64,1x512] [--min-seconds S] [--rounds R]`
+// `npm run bench -- forward [--model gpt2|llama] [--source memory|disk] [--threads N] [--shapes 1x1,1x64,8x64,1x512] [--min-seconds S] [--rounds R]`
 //
 // --model llama: a TinyLlama-1.1B-shaped Llama (22 layers × 2048, grouped-query attention 32:4,
-// random weights from scripts/random-model.ts, about 4.4 GB of f32 weights: run it
-// alone on the machine). It reports load time, tokens/s and peak RSS; the
-// one-graph comparison is left out (a 1.1B-parameter graph exceeds protobuf's 2 GB), the MatMul
-// baseline stays. Default shapes 1x1,1x64, 2 rounds.
+// random weights from scripts/random-model.ts, about 4.4 GB of f32 weights: run it alone on the
+// machine, under `flock /work/locks/bigmem` where machines are shared). By default it is written as a
+// Hugging Face checkpoint (safetensors, the Llama 2-style test tokenizer) to a temporary folder and
+// loaded with Model.load, as a user would (`--source memory` builds it in memory instead). It
+// reports load time, tokens/s and peak RSS; the one-graph comparison is left out (a 1.1B-parameter
+// graph exceeds protobuf's 2 GB), the MatMul baseline stays. Default shapes 1x1,1x32,4x32, 2 rounds.
 //
 // Forward-pass throughput of a GPT-2-small-shaped model (random weights, built in memory) through
 // the segmented engine — what nextTokenLogits runs: engine.run(padBatch(seqs), { head: last
@@ -15,7 +17,10 @@
 // Seg and mono are timed in alternating rounds, each round a bench-util `time` median; the figure
 // reported is the best round's median, since load from other work on a shared machine only ever
 // adds time (the load average is printed so that a noisy run can be recognised).
-import { cpus, loadavg } from "node:os";
+import { mkdtempSync, rmSync } from "node:fs";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import ort from "onnxruntime-node";
 import { GraphBuilder } from "../lib/graph/builder.js";
 import { IO } from "../lib/arch/segments.js";
@@ -26,12 +31,15 @@ import { EditView } from "../lib/runtime/edit-view.js";
 import { headFlops, layerFlops } from "../lib/runtime/flops.js";
 import { Model } from "../lib/runtime/model.js";
 import { arg, printTable, time, writeResults } from "./bench-util.js";
-import { randomGpt2, randomLlama } from "./random-model.js";
+import { randomGpt2, randomLlama, writeRandomLlamaCheckpoint } from "./random-model.js";
 
 const family = arg("model") ?? "gpt2";
 if (family !== "gpt2" && family !== "llama") throw new Error(`--model must be gpt2 or llama, not '${family}'`);
+const source = arg("source") ?? (family === "llama" ? "disk" : "memory");
+if (source !== "memory" && source !== "disk") throw new Error(`--source must be memory or disk, not '${source}'`);
+if (source === "disk" && family !== "llama") throw new Error("--source disk is implemented for --model llama");
 const threads = Number(arg("threads") ?? 1);
-const shapes = (arg("shapes") ?? (family === "llama" ? "1x1,1x64" : "1x1,1x64,8x64,1x512")).split(",").map((s) => {
+const shapes = (arg("shapes") ?? (family === "llama" ? "1x1,1x32,4x32" : "1x1,1x64,8x64,1x512")).split(",").map((s) => {
   const [B, T] = s.split("x").map(Number);
   if (!B || !T) throw new Error(`bad shape '${s}' (expected BxT, e.g. 8x64)`);
   return { B, T };
@@ -121,20 +129,34 @@ function randomSeqs(B: number, T: number, vocab: number, seed: number): number[]
 const best = (xs: number[]) => Math.min(...xs);
 
 const t0 = performance.now();
-const { arch, config: cfg, weights } = family === "llama" ? randomLlama({}, 1) : randomGpt2({}, 1);
-const params = [...weights.values()].reduce((n, w) => n + w.data.length, 0);
-const tWeights = performance.now();
-const model = await Model.fromWeights(arch, cfg, weights, { threads });
+let model: Model;
+let mono: ort.InferenceSession | undefined;
+let checkpointDir: string | undefined;
+let checkpointBytes = 0;
+let tWeights: number;
+if (source === "disk") {
+  // The weights go straight to a safetensors file, one tensor at a time; Model.load streams them.
+  checkpointDir = mkdtempSync(join(tmpdir(), "rome-bench-llama-"));
+  checkpointBytes = writeRandomLlamaCheckpoint(checkpointDir, {}, join(dirname(fileURLToPath(import.meta.url)), "..", "test", "fixtures", "tokenizers", "llama2"), 1);
+  tWeights = performance.now();
+  model = await Model.load(checkpointDir, { threads });
+} else {
+  const { arch, config, weights } = family === "llama" ? randomLlama({}, 1) : randomGpt2({}, 1);
+  tWeights = performance.now();
+  model = await Model.fromWeights(arch, config, weights, { threads });
+  // One graph of a model over 2 GB cannot be serialised (protobuf's limit): no monolithic baseline then.
+  if (family === "gpt2") mono = await ort.InferenceSession.create(compileMonolithic(arch, config, weights).toBytes(), sessionOptions);
+}
 const tSeg = performance.now();
+const cfg = model.config;
+const params = [...model.arch.weightShapes(cfg)].reduce((n, [, shape]) => n + shape.reduce((a, d) => a * d, 1), 0);
 const rssAfterLoad = process.resourceUsage().maxRSS / 1024; // MiB
-// One graph of a model over 2 GB cannot be serialised (protobuf's limit): no monolithic baseline then.
-const mono = family === "gpt2" ? await ort.InferenceSession.create(compileMonolithic(arch, cfg, weights).toBytes(), sessionOptions) : undefined;
-const tMono = performance.now();
 const name = family === "llama" ? "TinyLlama-1.1B-shaped" : "GPT-2-small-shaped";
 console.log(`${name} random model (d=${cfg.nEmbd}, ${cfg.nLayer} layers, ${cfg.nHead}:${cfg.nKvHead} heads, vocab ${cfg.vocabSize}, ${(params / 1e9).toFixed(3)}B parameters), ort threads ${threads}`);
 console.log(`load average ${loadavg().map((x) => x.toFixed(2)).join(" ")} on ${cpus().length} cores`);
-console.log(`weights ${((tWeights - t0) / 1000).toFixed(1)} s, segmented sessions ${((tSeg - tWeights) / 1000).toFixed(1)} s (peak RSS ${rssAfterLoad.toFixed(0)} MiB)` +
-  (mono ? `, monolithic session ${((tMono - tSeg) / 1000).toFixed(1)} s` : ""));
+console.log(source === "disk"
+  ? `checkpoint written ${((tWeights - t0) / 1000).toFixed(1)} s (${(checkpointBytes / 2 ** 30).toFixed(2)} GiB), Model.load ${((tSeg - tWeights) / 1000).toFixed(1)} s (peak RSS ${rssAfterLoad.toFixed(0)} MiB)`
+  : `weights ${((tWeights - t0) / 1000).toFixed(1)} s, segmented sessions and monolithic session ${((tSeg - tWeights) / 1000).toFixed(1)} s (peak RSS ${rssAfterLoad.toFixed(0)} MiB)`);
 
 const rowsOut: Record<string, string | number>[] = [];
 const results: unknown[] = [];
@@ -200,13 +222,16 @@ for (const { B, T } of shapes) {
 }
 
 const peakRss = process.resourceUsage().maxRSS / 1024;
-console.log(`load ${((tSeg - t0) / 1000).toFixed(1)} s (weights + segment sessions), peak RSS ${peakRss.toFixed(0)} MiB`);
+console.log(source === "disk"
+  ? `Model.load ${((tSeg - tWeights) / 1000).toFixed(1)} s from a ${(checkpointBytes / 2 ** 30).toFixed(2)} GiB checkpoint, peak RSS ${peakRss.toFixed(0)} MiB (${(peakRss * 2 ** 20 / checkpointBytes).toFixed(2)}× the checkpoint)`
+  : `load ${((tSeg - t0) / 1000).toFixed(1)} s (weights + sessions), peak RSS ${peakRss.toFixed(0)} MiB`);
 printTable(`forward pass, ${name}, random weights, ${threads} ort thread(s); seg = segmented engine (engine.run + head), mono = one graph; GFLOP/s of seg`, rowsOut);
 console.log(`load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}; times are the best of ${rounds} rounds' medians`);
 if (mono) {
   const over = rowsOut.filter((r) => (r["overhead %"] as number) > 15);
   console.log(over.length ? `\nsegmenting overhead exceeds 15% at ${over.map((r) => r["B×T"]).join(", ")}` : "\nsegmenting overhead ≤ 15% at every shape");
 }
-writeResults(family === "llama" ? "forward-llama" : "forward", { model: family, parameters: params, loadSeconds: (tSeg - t0) / 1000, peakRssMiB: peakRss, threads, estimator: "min over rounds of the per-round median", loadavg: loadavg(), config: cfg, rounds, minSeconds, shapes: results, totalSeconds: (performance.now() - t0) / 1000 });
+writeResults(family === "llama" ? "forward-llama" : "forward", { model: family, source, parameters: params, checkpointBytes, loadSeconds: (tSeg - (source === "disk" ? tWeights : t0)) / 1000, rssAfterLoadMiB: rssAfterLoad, peakRssMiB: peakRss, threads, estimator: "min over rounds of the per-round median", loadavg: loadavg(), config: cfg, rounds, minSeconds, shapes: results, totalSeconds: (performance.now() - t0) / 1000 });
 await model.dispose();
 await mono?.release();
+if (checkpointDir) rmSync(checkpointDir, { recursive: true, force: true });

@@ -119,4 +119,4 @@ const table = variants.map((v) => {
 });
 printTable(`hotpath: traceKinds (resid, mlp, attn), GPT-2-small shape random weights, known_id ${refId}, ${samples} samples, window ${window}, ${threads} ort thread(s); load now ${load()}`, table);
 console.log(`results: ${writeResults("hotpath", { threads, samples, window, refId, reps, baseline, table })}`);
-for (const v of variants) await v.lib.model.dispose();
+for (const lib of new Set(variants.map((v) => v.lib))) await lib.model.dispose();

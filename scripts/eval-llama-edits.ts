@@ -2,9 +2,13 @@
 // paraphrase and neighbourhood for each edit alone, r-ROME and the reference form, at the edited
 // layer of lib/edit/hparams/tinyfacts-llama.json and at the best layer of a short sweep (layers ×
 // clamps on the first sweep records, scored by S). Writes docs/llama-edit-experiments.md and
-// bench/results/eval-llama-edits.json.
+// bench/results/eval-llama-edits.json. Each edit's outcome is appended to a JSON-lines cache as it
+// finishes (key: form, layer, clamp, record), so a killed run resumes, the sweep's records are not
+// edited twice, and a smaller --records rewrites the tables from what is done. The 100-record runs
+// go record by record through every variant, so a run stopped early has equal counts in each.
 //
 //   npx tsx scripts/eval-llama-edits.ts [--records 100] [--sweep-records 12] [--sweep-layers 0,1,2,3] [--sweep-clamps 8,30]
+//                                       [--cache bench/results/eval-llama-edits.jsonl]
 import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -12,9 +16,10 @@ import { parseArgs } from "node:util";
 import { defaultHparams } from "../lib/edit/hparams.js";
 import { computeStats, type Stats } from "../lib/edit/stats.js";
 import { evaluateRecords, readCounterFact, summarize, type CounterFactRecord, type MetricsSummary } from "../lib/eval/counterfact.js";
-import { editEachAlone } from "../lib/eval/experiments.js";
+import { editEachAlone, type EditOutcome } from "../lib/eval/experiments.js";
 import { METRIC_HEADER, metricCells, table } from "../lib/eval/report.js";
 import { writeFileAtomic } from "../lib/io/atomic.js";
+import { openJsonl } from "../lib/io/jsonl.js";
 import { Model } from "../lib/runtime/model.js";
 import { seededRandom } from "../lib/runtime/sampling.js";
 
@@ -24,6 +29,7 @@ const { values: args } = parseArgs({
   options: {
     records: { type: "string", default: "100" }, "sweep-records": { type: "string", default: "12" },
     "sweep-layers": { type: "string", default: "0,1,2,3" }, "sweep-clamps": { type: "string", default: "8,30" },
+    cache: { type: "string", default: join("bench", "results", "eval-llama-edits.jsonl") },
   },
 });
 const N = Number(args.records);
@@ -45,14 +51,37 @@ const statsOf = async (layer: number) => {
   return stats.get(layer)!;
 };
 
-interface Row { name: string; layer: number; clamp: number; form: "r-rome" | "reference"; summary: MetricsSummary; seconds: number; refused: number }
-async function run(records: readonly CounterFactRecord[], layer: number, clamp: number, form: "r-rome" | "reference", baseline: Awaited<ReturnType<typeof evaluateRecords>>): Promise<Row> {
+type Form = "r-rome" | "reference";
+type Baseline = Awaited<ReturnType<typeof evaluateRecords>>;
+interface Row { name: string; layer: number; clamp: number; form: Form; summary: MetricsSummary; seconds: number; refused: number }
+// One line per edit: its outcome and its wall-clock seconds (edit + evaluation).
+interface CacheLine { key: string; outcome: EditOutcome; wall: number }
+const cache = openJsonl<CacheLine>(args.cache!);
+const done = new Map(cache.records.map((l) => [l.key, l]));
+
+/** One record edited alone (or its cached outcome). */
+async function one(rec: CounterFactRecord, base: Baseline[number], layer: number, clamp: number, form: Form): Promise<CacheLine> {
+  const key = `${form}:${layer}:${clamp}:${rec.case_id}`;
+  const hit = done.get(key);
+  if (hit) return hit;
   const s = await statsOf(layer);
   const t0 = performance.now();
-  const out = await editEachAlone(model, records, () => ({ stats: s, layer, form, hparams: { clampNormFactor: clamp } }), baseline);
-  const row = { name: `${form}, layer ${layer}, clamp ${clamp}`, layer, clamp, form, summary: summarize(out.map((o) => o.post)), seconds: (performance.now() - t0) / 1000 / records.length, refused: out.filter((o) => o.refused).length };
-  console.log(`${row.name}: S ${row.summary.s.value.toFixed(3)}, ES ${row.summary.es.mean.toFixed(3)}, PS ${row.summary.ps.mean.toFixed(3)}, NS ${row.summary.ns.mean.toFixed(3)} (${row.seconds.toFixed(1)} s/edit)`);
-  return row;
+  const [outcome] = await editEachAlone(model, [rec], () => ({ stats: s, layer, form, hparams: { clampNormFactor: clamp } }), [base]);
+  const line = { key, outcome: outcome!, wall: (performance.now() - t0) / 1000 };
+  cache.append(line);
+  done.set(key, line);
+  return line;
+}
+
+async function row(records: readonly CounterFactRecord[], layer: number, clamp: number, form: Form, baseline: Baseline): Promise<Row> {
+  const lines: CacheLine[] = [];
+  for (const [i, rec] of records.entries()) lines.push(await one(rec, baseline[i]!, layer, clamp, form));
+  const r = {
+    name: `${form}, layer ${layer}, clamp ${clamp}`, layer, clamp, form, summary: summarize(lines.map((l) => l.outcome.post)),
+    seconds: lines.reduce((a, l) => a + l.wall, 0) / records.length, refused: lines.filter((l) => l.outcome.refused).length,
+  };
+  console.log(`${r.name}: S ${r.summary.s.value.toFixed(3)}, ES ${r.summary.es.mean.toFixed(3)}, PS ${r.summary.ps.mean.toFixed(3)}, NS ${r.summary.ns.mean.toFixed(3)} (${r.seconds.toFixed(1)} s/edit)`);
+  return r;
 }
 
 // Sweep: layers × clamps, r-ROME, on the first sweep records.
@@ -60,15 +89,21 @@ const sweepRecords = sample.slice(0, Number(args["sweep-records"]));
 const sweepBase = await evaluateRecords(model, sweepRecords);
 const sweep: Row[] = [];
 for (const layer of args["sweep-layers"]!.split(",").map(Number)) {
-  for (const clamp of args["sweep-clamps"]!.split(",").map(Number)) sweep.push(await run(sweepRecords, layer, clamp, "r-rome", sweepBase));
+  for (const clamp of args["sweep-clamps"]!.split(",").map(Number)) sweep.push(await row(sweepRecords, layer, clamp, "r-rome", sweepBase));
 }
 const best = sweep.reduce((a, r) => (r.summary.s.value > a.summary.s.value ? r : a));
 
 // Each edit alone on N records: the unedited baseline, then both forms at the file's layer and the sweep's best.
 const baseline = await evaluateRecords(model, sample);
-const rows: Row[] = [];
 const configs = [{ layer: hp.layer, clamp: hp.clampNormFactor }, ...(best.layer !== hp.layer || best.clamp !== hp.clampNormFactor ? [{ layer: best.layer, clamp: best.clamp }] : [])];
-for (const c of configs) for (const form of ["r-rome", "reference"] as const) rows.push(await run(sample, c.layer, c.clamp, form, baseline));
+const variants = configs.flatMap((c) => (["r-rome", "reference"] as const).map((form) => ({ ...c, form })));
+for (const [i, rec] of sample.entries()) {
+  for (const v of variants) await one(rec, baseline[i]!, v.layer, v.clamp, v.form);
+  console.log(`record ${i + 1}/${N} done (${((performance.now() - started) / 60000).toFixed(1)} min)`);
+}
+const rows: Row[] = [];
+for (const v of variants) rows.push(await row(sample, v.layer, v.clamp, v.form, baseline));
+cache.close();
 
 const minutes = (performance.now() - started) / 60000;
 const doc = [

@@ -155,30 +155,40 @@ export function writeRandomCheckpoint(dir: string, cfg: Partial<ModelConfig>, to
     header[`transformer.${name}`] = { dtype: "F32", shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
-  let json = JSON.stringify(header);
-  json += " ".repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
   mkdirSync(dir, { recursive: true });
-  const fd = openSync(join(dir, "model.safetensors"), "w");
-  try {
-    const len = Buffer.alloc(8);
-    len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-    writeAll(fd, len);
-    writeAll(fd, Buffer.from(json, "utf8"));
-    const rng = new FastRandom(seed);
-    for (const [name, shape] of shapes) {
-      const data = randomWeight(rng, name, shape, std, 0, projStd);
-      writeAll(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-    }
-  } finally {
-    closeSync(fd);
-  }
+  const rng = new FastRandom(seed);
+  const size = writeSafetensors(join(dir, "model.safetensors"), header, shapes.map(([name, shape]) => () => randomWeight(rng, name, shape, std, 0, projStd)));
   writeFileSync(join(dir, "config.json"), JSON.stringify({
     model_type: "gpt2", n_layer: config.nLayer, n_embd: config.nEmbd, n_head: config.nHead, n_inner: config.nInner,
     vocab_size: config.vocabSize, n_positions: config.nPositions, layer_norm_epsilon: config.layerNormEps,
     activation_function: config.activation, eos_token_id: config.eosTokenId, bos_token_id: config.bosTokenId,
   }, null, 2));
   copyFileSync(tokenizerJson, join(dir, "tokenizer.json"));
-  return 8 + Buffer.byteLength(json) + offset;
+  return size;
+}
+
+/**
+ * A safetensors file: `header` (name → dtype, shape, offsets), then each tensor as `tensors[i]()`
+ * makes it, one at a time. Returns the file's size in bytes.
+ */
+function writeSafetensors(path: string, header: Record<string, unknown>, tensors: (() => Float32Array)[]): number {
+  let json = JSON.stringify(header);
+  json += " ".repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
+  const fd = openSync(path, "w");
+  try {
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+    writeAll(fd, len);
+    writeAll(fd, Buffer.from(json, "utf8"));
+    for (const make of tensors) {
+      const data = make();
+      writeAll(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  const dataBytes = Object.values(header).reduce((n: number, e) => n + 4 * (e as { shape: number[] }).shape.reduce((a, d) => a * d, 1), 0);
+  return 8 + Buffer.byteLength(json) + dataBytes;
 }
 
 function writeAll(fd: number, bytes: Uint8Array): void {
@@ -224,4 +234,40 @@ export function randomLlama(cfg: Partial<ModelConfig> = {}, seed = 0, opts: Rand
     weights.set(name, { shape, data });
   }
   return { arch: llama, config, weights };
+}
+
+/**
+ * Writes a random Llama (same values as `randomLlama(cfg, seed)`) as a Hugging Face directory:
+ * config.json, model.safetensors (F32, "model." names, lm_head.weight) and a copy of the tokenizer
+ * files in `tokenizerDir`, one tensor in memory at a time. Returns the checkpoint's size in bytes.
+ */
+export function writeRandomLlamaCheckpoint(dir: string, cfg: Partial<ModelConfig>, tokenizerDir: string, seed = 0): number {
+  const config: ModelConfig = { ...TINYLLAMA_1B, ...cfg, arch: "llama" };
+  const std = 0.02;
+  const projStd = std / Math.sqrt(2 * config.nLayer);
+  const shapes = [...llama.weightShapes(config)];
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const [name, shape] of shapes) {
+    const bytes = 4 * shape.reduce((a, d) => a * d, 1);
+    header[name === "lm_head.weight" ? name : `model.${name}`] = { dtype: "F32", shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  mkdirSync(dir, { recursive: true });
+  const rng = new FastRandom(seed);
+  const size = writeSafetensors(join(dir, "model.safetensors"), header, shapes.map(([name, shape]) => () => {
+    const data = new Float32Array(shape.reduce((a, d) => a * d, 1));
+    if (/norm\.weight$/.test(name)) data.fill(1);
+    else rng.fillNormal(data, /(o_proj|down_proj)\.weight$/.test(name) ? projStd : std);
+    return data;
+  }));
+  writeFileSync(join(dir, "config.json"), JSON.stringify({
+    architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: config.nEmbd, intermediate_size: config.nInner,
+    num_hidden_layers: config.nLayer, num_attention_heads: config.nHead, num_key_value_heads: config.nKvHead, head_dim: config.headDim,
+    hidden_act: "silu", max_position_embeddings: config.nPositions, rms_norm_eps: config.layerNormEps, rope_theta: config.rope!.theta,
+    rope_scaling: null, attention_bias: false, mlp_bias: false, pretraining_tp: 1, tie_word_embeddings: false,
+    vocab_size: config.vocabSize, bos_token_id: config.bosTokenId, eos_token_id: config.eosTokenId, torch_dtype: "float32",
+  }, null, 2));
+  for (const f of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join(tokenizerDir, f), join(dir, f));
+  return size;
 }

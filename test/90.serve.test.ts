@@ -206,13 +206,34 @@ test.serial("an edit job creates an edit; requests choose their edit set; undo r
   t.is((await top()).token, " Berlin");
 });
 
-test.serial("after a restart on the same state directory, edits and finished jobs come back", async (t) => {
+test.serial("an edit job cancelled after its first of two edits applies neither", async (t) => {
+  const requests = [
+    { prompt: "{} is located in the city of", subject: "Tower of Deathproust", targetNew: "Paris" },
+    { prompt: "{} is located in the country of", subject: SUBJECT, targetNew: "Japan" },
+  ];
+  const id = (await call(base, "POST", "/edits", { requests })).body.id as string;
+  let cancelled = false;
+  const seen = await events(base, id, (e) => {
+    if (e.event === "progress" && e.data.phase === "edits" && !cancelled) {
+      cancelled = true;
+      void call(base, "DELETE", `/jobs/${id}`);
+    }
+  });
+  t.true(cancelled);
+  t.is(seen.at(-2)!.data.code, "ERR_ABORTED");
+  t.deepEqual((await call(base, "GET", "/edits")).body.edits.map((e: { id: string }) => e.id), [editId]);
+});
+
+test.serial("after a restart on the same state directory (now with two workers), edits and finished jobs come back", async (t) => {
   const jobs = (await call(base, "GET", "/jobs")).body.jobs;
   await service.shutdown(1000);
-  service = await Service.start({ models: [{ dir: TINYFACTS }], port: 0, stateDir, limits: LIMITS });
+  service = await Service.start({ models: [{ dir: TINYFACTS, workers: 2 }], port: 0, stateDir, limits: LIMITS });
   base = service.url;
+  t.is((await call(base, "GET", "/models")).body.models[0].workers, 2);
   t.deepEqual((await call(base, "GET", "/edits")).body.edits.map((e: { id: string }) => e.id), [editId]);
-  t.is((await call(base, "POST", "/predict", { prompts: [PROMPT], topK: 1 })).body.predictions[0][0].token, " Berlin");
+  // concurrent requests run on both workers, and both hold the restored edit
+  const tops = await Promise.all(Array.from({ length: 6 }, () => call(base, "POST", "/predict", { prompts: [PROMPT], topK: 1 })));
+  t.deepEqual(tops.map((a) => a.body.predictions[0][0].token), Array(6).fill(" Berlin"));
   const again = (await call(base, "GET", "/jobs")).body.jobs;
   t.deepEqual(again.map((j: { id: string; state: string }) => [j.id, j.state]), jobs.map((j: { id: string; state: string }) => [j.id, j.state]));
   const edit = jobs.find((j: { kind: string }) => j.kind === "edits");

@@ -1,4 +1,5 @@
 import test from "ava";
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Model } from "../lib/runtime/model.js";
@@ -11,6 +12,18 @@ import { readKnownFacts } from "../lib/trace/known.js";
 import { startRedis } from "./fixtures/redis.js";
 import { startWorkers, withoutSeconds } from "./fixtures/queue-workers.js";
 import { ROOT, tempDir, TINYFACTS } from "./helpers.js";
+
+/** Runs the command line (without blocking the tests that run beside this one). */
+function runCli(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ["--import=tsx", join(ROOT, "lib", "cli", "main.ts"), ...args], { cwd: ROOT });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d));
+    child.stderr.on("data", (d: Buffer) => (stderr += d));
+    child.on("exit", (status) => resolve({ status, stdout, stderr }));
+  });
+}
 
 test("a sweep of 20 facts on 3 workers, one SIGKILLed midway, writes the single-process lines: one per fact, bit for bit", async (t) => {
   const dir = tempDir(t);
@@ -52,6 +65,33 @@ test("a sweep of 20 facts on 3 workers, one SIGKILLed midway, writes the single-
   // The killed worker's shard was taken again by a live worker.
   const retried = workers.slice(1).some((w) => w.log().includes("active trace"));
   t.true(retried);
+
+  // The command line resumes the file through the queue: one more fact, the first 20 lines untouched.
+  const cli = await runCli(["trace-dataset", "--redis", redis.url, "--model", TINYFACTS,
+    "-d", join(TINYFACTS, "known.json"), "-o", queued, "--limit", "21", "--samples", "3", "--window", "3", "--kinds", "all", "--shard-size", "1"]);
+  t.is(cli.status, 0, cli.stderr);
+  t.regex(cli.stdout, /traced 1 facts \(20 resumed\)/);
+  const c = withoutSeconds(readFileSync(queued, "utf8"));
+  t.is(c.length, 21);
+  t.deepEqual(c.slice(0, 20), a);
+});
+
+test("a client that aborts its run stops it on the workers: the shard in flight fails with ERR_ABORTED", async (t) => {
+  const redis = await startRedis(t);
+  const [worker] = startWorkers(ROOT, 1, { redis: redis.url, model: TINYFACTS }, t);
+  await worker!.ready;
+  const controller = new AbortController();
+  const facts = readKnownFacts(join(TINYFACTS, "known.json")).slice(0, 6);
+  const run = traceDatasetOnQueue({
+    dataset: facts, out: join(tempDir(t), "aborted.jsonl"), samples: 10, noise: 0.47, redis: redis.url, model: TINYFACTS, shardSize: 6, signal: controller.signal,
+    onProgress: (p) => { if (p.done >= 1) controller.abort(new Error("enough")); },
+  });
+  const e = await t.throwsAsync(run);
+  t.is((e as RomeError).code, "ERR_ABORTED");
+  const deadline = Date.now() + 30000;
+  while (!/failed trace/.test(worker!.log()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  t.regex(worker!.log(), /failed trace \S+: ERR_ABORTED/);
+  t.notRegex(worker!.log(), /completed trace/);
 });
 
 test("connections: redis:// and rediss:// with a masked password and a prefix; anything else is refused", (t) => {

@@ -77,3 +77,28 @@ test("an each-alone evaluation of 30 records on 3 workers, one SIGKILLed midway,
   t.is((e as RomeError).code, "ERR_ARGUMENT");
   t.regex(e!.message, /edits made for model/);
 });
+
+test("batch runs in shards and a sequential run as one job give the local lines; the sequential run's saved edits come back beside the file", async (t) => {
+  const dir = tempDir(t);
+  const redis = await startRedis(t);
+  const [worker] = startWorkers(ROOT, 1, { redis: redis.url, model: TINYFACTS }, t);
+  const all = readEditDataset(join(TINYFACTS, "counterfact.json")).records;
+  const records = all.slice(0, 4);
+  const untouched = all.slice(4, 10);
+  const model = await Model.load(TINYFACTS, { threads: 1 });
+  const stats = await computeStatsLayers(model, { layers: [defaultHparams(model.config).layer], corpus: CORPUS });
+  const local = { batch: join(dir, "batch-local.jsonl"), sequential: join(dir, "seq-local.jsonl") };
+  for (const mode of ["batch", "sequential"] as const) {
+    await runEdits(model, structuredClone(records), { method: "r-rome", mode, batchSize: 2, out: local[mode], stats, untouched, hparams: HPARAMS });
+  }
+  await model.dispose();
+  await worker!.ready;
+  for (const mode of ["batch", "sequential"] as const) {
+    const out = join(dir, `${mode}-queued.jsonl`);
+    await runEditsOnQueue(records, { method: "r-rome", mode, batchSize: 2, out, untouched, corpus: CORPUS, hparams: HPARAMS, redis: redis.url, model: TINYFACTS, shardSize: 1 });
+    t.deepEqual(withoutSeconds(readFileSync(out, "utf8")), withoutSeconds(readFileSync(local[mode], "utf8")), mode);
+  }
+  for (const k of [0, 1]) {
+    t.is(readFileSync(join(dir, `sequential-queued.jsonl.edits/${k}.json`), "utf8"), readFileSync(`${local.sequential}.edits/${k}.json`, "utf8"));
+  }
+});

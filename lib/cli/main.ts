@@ -24,7 +24,7 @@ import { runPlotSvg, summarizeRun, summaryCsv } from "../eval/run-summary.js";
 import { defaultMemitHparams } from "../edit/memit-hparams.js";
 import { computeStatsLayers } from "../edit/stats.js";
 import { registerServe } from "./commands/serve.js";
-import { queueProgress, registerWorkerCommand, withRedisOptions, type RedisFlags } from "./queue.js";
+import { queueProgress, registerWorkerCommand, withRedisOptions, type RedisFlags } from "./commands/queue.js";
 import { runEditsOnQueue } from "../queue/eval-client.js";
 import { traceDatasetOnQueue } from "../queue/trace-client.js";
 import { checkInputFile, checkOutputDir, checkOutputFile, checkParentDir, checkPromptTemplate, checkText } from "./validate.js";

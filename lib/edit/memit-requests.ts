@@ -47,7 +47,7 @@ export async function prepareBatch(model: Model, requests: readonly MemitRequest
   for (const r of reqs) {
     const keys = await Promise.all(flat.map((t) => locateSubject(tok, fillTemplate(t, r.prompt), r.subject)));
     const b = await locateSubject(tok, r.prompt, r.subject);
-    const target = (await tok.encode(r.targetNew)).ids;
+    const target = (await tok.encode(r.targetNew, { continuation: true })).ids;
     const head = tok.decode(target.slice(0, -1));
     const rewriting = await Promise.all(flat.map((t) => locateSubject(tok, fillTemplate(t, r.prompt) + head, r.subject)));
     const kl = await locateSubject(tok, "{} is a", r.subject);

@@ -11,7 +11,7 @@ export async function memitTemplates(model: Model, seed: number): Promise<string
   for (let i = 0; i < STARTS.length; i++) {
     const ids = (await model.tokenizer.encode(STARTS[i]!)).ids;
     const more = await model.generateIds(ids, { maxTokens: Math.max(1, 10 - ids.length), topK: 5, seed: seed + i });
-    const text = model.tokenizer.decode([...ids, ...more]).replaceAll("<|endoftext|>", "");
+    const text = model.tokenizer.decode([...ids, ...more], { start: true }).replaceAll("<|endoftext|>", "");
     generated.push(text.replaceAll("{", " ").replaceAll("}", " ") + ". {}");
   }
   return [["{}"], generated];

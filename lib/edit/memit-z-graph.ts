@@ -10,7 +10,7 @@ import { emitContext } from "../arch/segments.js";
 import { RomeError } from "../errors.js";
 import type { Model } from "../runtime/model.js";
 import { SegmentSession } from "../runtime/session.js";
-import { emitLayersAbove, emitLogprobsAt, VG } from "./value-graph.js";
+import { emitLayersAbove, VG } from "./value-graph.js";
 
 /**
  * Value names of the batched loss graph (B prompt rows, R requests, W window columns, S = P + W with
@@ -23,10 +23,11 @@ export const ZG = {
   deltas: "deltas",           // (R, D) one δ per request
   rowRequest: "row_request",  // (B) int64: the request of each row
   bias: "attn_bias",          // (B, 1, W, S)
-  selectNll: "select_nll",    // (Nn, 2) (row, position) whose logits predict a target token
+  select: "select",           // (Nn + R, 2) int64 (row, position) pairs where the head runs: the target tokens' then the KL prompts'
+  nllRows: "nll_rows",        // (Nn) int64 the rows of select whose logits predict a target token
+  klRows: "kl_rows",          // (R) int64 the rows of select at each request's KL prompt's subject-last token
   targets: "target_ids",      // (Nn, 1) int64
   weights: "nll_weights",     // (Nn) 1 / (target length · the request's rewriting prompts)
-  selectKl: "select_kl",      // (R, 2) each request's KL prompt's subject-last token
   klInit: "kl_init",          // (R, V) log-probabilities there before the optimisation
   klFactor: "kl_factor",      // () scalar
   loss: "loss",               // () Σ_r NLL_r + KL_r
@@ -60,9 +61,11 @@ async function build(model: Model, layer: number): Promise<ZSession> {
   const rows = b.input(ZG.rowRequest, "int64", ["B"]);
   const bias = b.input(ZG.bias, "float32", ["B", 1, "W", "S"]);
   const perRow = b.op("Unsqueeze", [b.op("Gather", [deltas, rows], { axis: attr.int(0) }), b.constInt64([1])]); // (B, 1, D)
-  const h = emitLayersAbove(model, ctx, layer, b.op("Add", [resid, b.op("Mul", [mask, perRow])]), bias);
-  const lpNll = emitLogprobsAt(model, ctx, h, b.input(ZG.selectNll, "int64", ["Nn", 2]));  // (Nn, V)
-  const lpKl = emitLogprobsAt(model, ctx, h, b.input(ZG.selectKl, "int64", ["R", 2]));    // (R, V)
+  // The last MLP and the head run only where the loss reads.
+  const h = emitLayersAbove(model, ctx, layer, b.op("Add", [resid, b.op("Mul", [mask, perRow])]), bias, b.input(ZG.select, "int64", ["N", 2])); // (N, D)
+  const lp = b.op("LogSoftmax", [model.arch.emitHead(ctx, h)], { axis: attr.int(-1) }); // (N, V)
+  const lpNll = b.op("Gather", [lp, b.input(ZG.nllRows, "int64", ["Nn"])], { axis: attr.int(0) }); // (Nn, V)
+  const lpKl = b.op("Gather", [lp, b.input(ZG.klRows, "int64", ["R"])], { axis: attr.int(0) });   // (R, V)
   const tl = b.op("GatherElements", [lpNll, b.input(ZG.targets, "int64", ["Nn", 1])], { axis: attr.int(1) }); // (Nn, 1)
   const w = b.op("Reshape", [b.input(ZG.weights, "float32", ["Nn"]), b.constInt64([-1, 1])]);
   const nll = b.op("Neg", [b.op("ReduceSum", [b.op("Mul", [tl, w])], { keepdims: attr.int(0) })]);

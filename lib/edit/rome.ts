@@ -107,7 +107,7 @@ export async function rome(model: Model, request: RomeRequest, options: RomeOpti
 
   // Value: v* over the rewriting prompts (template + prompt + target[:-1]) and the KL prompt.
   const targetText = /^\s/.test(request.targetNew) ? request.targetNew : " " + request.targetNew;
-  const target = (await tok.encode(targetText)).ids;
+  const target = (await tok.encode(targetText, { continuation: true })).ids;
   const head = tok.decode(target.slice(0, -1));
   const rewriting = await Promise.all(templates.map((t) => locateSubject(tok, fillTemplate(t, request.prompt) + head, request.subject)));
   for (const p of rewriting) model.checkLength(p.ids.length, "a rewriting prompt");

@@ -17,21 +17,24 @@ export interface TemplateOptions {
   signal?: AbortSignal;
 }
 
-/** ["{}", "<sample>. {}", ...]; samples start after <|endoftext|>, NFKD-normalised, braces removed. */
+/**
+ * ["{}", "<sample>. {}", ...]; samples start after the tokenizer's BOS (<|endoftext|> for a
+ * tokenizer without one, as the reference), NFKD-normalised, braces removed.
+ */
 export async function contextTemplates(model: Model, options: TemplateOptions = {}): Promise<string[]> {
   checkOptionNames("contextTemplates", options, ["lengths", "topK", "seed", "edits", "signal"]);
   const lengths = options.lengths ?? [[5, 10], [10, 10]];
   const topK = checkInt("topK", options.topK ?? 5, 1, model.config.vocabSize);
   const seed = checkInt("seed", options.seed ?? 0, 0, 2 ** 32 - 1);
-  const eos = model.config.eosTokenId;
+  const start = model.tokenizer.bosTokenId ?? model.config.eosTokenId;
   const edits = model.edits.view(options.edits);
   const out = ["{}"];
   let i = 0;
   for (const [tokens, count] of lengths) {
     // The reference's max_out_len counts the prompt token: `tokens` − 1 are generated.
     for (let c = 0; c < count; c++, i++) {
-      const ids = await model.generateIds([eos], { maxTokens: Math.max(1, tokens - 1), topK, seed: seed + i, edits, signal: options.signal });
-      const text = model.tokenizer.decode(ids).normalize("NFKD").replaceAll("\n\n", " ").replaceAll("<|endoftext|>", "");
+      const ids = await model.generateIds([start], { maxTokens: Math.max(1, tokens - 1), topK, seed: seed + i, edits, signal: options.signal });
+      const text = model.tokenizer.decode(ids, { start: true }).normalize("NFKD").replaceAll("\n\n", " ").replaceAll("<|endoftext|>", "");
       out.push(text.replaceAll("{", "").replaceAll("}", "") + ". {}");
     }
   }

@@ -55,9 +55,10 @@ export function valueSession(model: Model, layer: number): Promise<ValueSession>
  * The layers above `layer` (with their edit factors, inputs edit_u_l/edit_v_l, the past columns'
  * keys and values, inputs past_key_l/past_value_l, and for rotary models the window's positions,
  * input VG.positions) applied to the residual stream h (B, W, D); returns the residual stream
- * after the last layer.
+ * after the last layer. With `select` (N, 2) (row, position) pairs, returns only those rows (N, D):
+ * the last MLP then runs at those positions alone (its attention still reads every column).
  */
-export function emitLayersAbove(model: Model, ctx: EmitContext, layer: number, h: string, bias: string): string {
+export function emitLayersAbove(model: Model, ctx: EmitContext, layer: number, h: string, bias: string, select?: string): string {
   const { b } = ctx;
   const cfg = model.config;
   const H = cfg.nKvHead;
@@ -73,10 +74,14 @@ export function emitLayersAbove(model: Model, ctx: EmitContext, layer: number, h
         return positions;
       },
     });
-    const mid = b.op("Add", [h, a.attnOut]);
+    let mid = b.op("Add", [h, a.attnOut]);
+    if (select && l === cfg.nLayer - 1) {
+      mid = b.op("GatherND", [mid, select]); // (N, D)
+      h = b.op("GatherND", [h, select]);
+    }
     h = b.op("Add", [mid, emitEditedMlp(model.arch, ctx, l, { residMid: mid, resid: h }, `edit_u_${l}`, `edit_v_${l}`).mlpOut]);
   }
-  return h;
+  return select && layer + 1 >= cfg.nLayer ? b.op("GatherND", [h, select]) : h;
 }
 
 /** Log-probabilities (N, V) of the head at the (row, position) pairs `select` (N, 2) of h (B, W, D). */

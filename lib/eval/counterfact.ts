@@ -241,7 +241,7 @@ export async function generateText(model: Model, prompt: string, options: Genera
     seq.push(...got);
     if (seq.length < total) seq.push(eos);
   }
-  return model.tokenizer.decode(seq.filter((t) => t !== eos));
+  return model.tokenizer.decode(seq.filter((t) => t !== eos), { start: true });
 }
 
 /** Aggregates over records: means with 95% intervals (fractions), S with a bootstrap interval. */

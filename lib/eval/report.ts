@@ -34,8 +34,8 @@ export function table(header: readonly string[], rows: readonly (readonly string
  * Writes `body` between `<!-- begin:{name} -->` and `<!-- end:{name} -->` in `file`, keeping the
  * rest of the file; the markers (and a title, when the file is new) are added where missing.
  */
-export function writeMarkedSection(file: string, name: string, body: string, title = "# Results"): void {
-  const begin = `<!-- begin:${name} (written by scripts/eval-edits.ts; edit outside these markers) -->`;
+export function writeMarkedSection(file: string, name: string, body: string, title = "# Results", by = "scripts/eval-edits.ts"): void {
+  const begin = `<!-- begin:${name} (written by ${by}; edit outside these markers) -->`;
   const end = `<!-- end:${name} -->`;
   const old = existsSync(file) ? readFileSync(file, "utf8") : `${title}\n\n`;
   const b = old.indexOf(`<!-- begin:${name} `);

@@ -29,7 +29,7 @@ export interface GradientOptions {
 export const DIFFERENTIABLE_OPS: readonly string[] = Object.keys(GRAD_RULES).sort();
 
 const FLOAT = new Set<ElemType>(["float32", "float64"]);
-const ONNX_CODE: Record<ElemType, number> = { float32: 1, int32: 6, int64: 7, bool: 9, float64: 11 };
+const ONNX_CODE: Record<ElemType, number> = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float64: 11 };
 
 const fail = (msg: string): never => {
   throw new RomeError("ERR_ARGUMENT", `buildGradient: ${msg}`);

@@ -5,10 +5,10 @@
 import { RomeError } from "../errors.js";
 import { ProtoWriter, type Deferred } from "./protobuf.js";
 
-export type ElemType = "float32" | "int64" | "int32" | "bool" | "float64";
+export type ElemType = "float32" | "int64" | "int32" | "bool" | "float64" | "uint8" | "int8";
 export type Dim = number | string;
 
-const ONNX_TYPE: Record<ElemType, number> = { float32: 1, int32: 6, int64: 7, bool: 9, float64: 11 };
+const ONNX_TYPE: Record<ElemType, number> = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float64: 11 };
 
 export type AttrValue =
   | { kind: "int"; value: number }
@@ -28,6 +28,8 @@ export interface NodeDef {
   inputs: string[];
   outputs: string[];
   attrs: Record<string, AttrValue>;
+  /** Operator domain; absent for the default ONNX domain ("com.microsoft" for onnxruntime's contrib ops). */
+  domain?: string;
 }
 
 export interface ValueDef {
@@ -36,7 +38,7 @@ export interface ValueDef {
   dims: Dim[];
 }
 
-export type InitData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
+export type InitData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int8Array;
 
 export interface InitializerDef {
   name: string;
@@ -135,6 +137,13 @@ export class GraphBuilder {
     return out;
   }
 
+  /** Adds a node of onnxruntime's contrib domain (com.microsoft, opset 1) with one output. */
+  contribOp(op: string, inputs: string[], attrs: Record<string, AttrValue> = {}): string {
+    const out = this.fresh(op.toLowerCase());
+    this.nodes.push({ op, inputs, outputs: [out], attrs, domain: "com.microsoft" });
+    return out;
+  }
+
   /** Adds a node with several outputs. */
   opMulti(op: string, inputs: string[], nOut: number, attrs: Record<string, AttrValue> = {}): string[] {
     const outs = Array.from({ length: nOut }, () => this.fresh(op.toLowerCase()));
@@ -155,6 +164,7 @@ export class GraphBuilder {
     model.string(2, "rome-node");
     model.message(7, graph);
     model.message(8, new ProtoWriter().string(1, "").int(2, opset));
+    if (this.nodes.some((n) => n.domain === "com.microsoft")) model.message(8, new ProtoWriter().string(1, "com.microsoft").int(2, 1));
     return model.finish(into);
   }
 }
@@ -165,6 +175,7 @@ function encodeNode(n: NodeDef): ProtoWriter {
   for (const o of n.outputs) w.string(2, o);
   w.string(3, n.outputs[0]!);
   w.string(4, n.op);
+  if (n.domain) w.string(7, n.domain);
   for (const [name, a] of Object.entries(n.attrs)) {
     const aw = new ProtoWriter().string(1, name);
     switch (a.kind) {

@@ -8,7 +8,7 @@
 import { Worker } from "node:worker_threads";
 import { RomeError } from "../errors.js";
 import type { ModelConfig } from "../model/config.js";
-import type { Encoded } from "../model/tokenizer.js";
+import type { DecodeOptions, Encoded, EncodeOptions } from "../model/tokenizer.js";
 import { AbortError } from "../runtime/call.js";
 import { EditSet, type Edit, type NewEdit } from "../runtime/edits.js";
 import type { LoadOptions, Model } from "../runtime/model.js";
@@ -28,9 +28,9 @@ interface Pending {
 /** The tokenizer of a hosted model: the Tokenizer's methods, each answered by the worker. */
 export class HostedTokenizer {
   constructor(private readonly host: HostedModel) {}
-  encode(text: string): Promise<Encoded> { return this.host.request("tokenizer", "encode", [text]) as Promise<Encoded>; }
-  encodeBatch(texts: string[]): Promise<Encoded[]> { return this.host.request("tokenizer", "encodeBatch", [texts]) as Promise<Encoded[]>; }
-  decode(ids: readonly number[]): Promise<string> { return this.host.request("tokenizer", "decode", [ids]) as Promise<string>; }
+  encode(text: string, options: EncodeOptions = {}): Promise<Encoded> { return this.host.request("tokenizer", "encode", [text, options]) as Promise<Encoded>; }
+  encodeBatch(texts: string[], options: EncodeOptions = {}): Promise<Encoded[]> { return this.host.request("tokenizer", "encodeBatch", [texts, options]) as Promise<Encoded[]>; }
+  decode(ids: readonly number[], options: DecodeOptions = {}): Promise<string> { return this.host.request("tokenizer", "decode", [ids, options]) as Promise<string>; }
   tokenText(id: number): Promise<string> { return this.host.request("tokenizer", "tokenText", [id]) as Promise<string>; }
   tokenToId(token: string): Promise<number | undefined> { return this.host.request("tokenizer", "tokenToId", [token]) as Promise<number | undefined>; }
 }

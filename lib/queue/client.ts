@@ -84,11 +84,14 @@ export async function openQueueClient(options: QueueClientOptions): Promise<Queu
         await cancel();
         throw other;
       }
-      const job = await Job.fromId(q, id);
-      const state = job ? await job.getState() : "unknown";
+      // The state first: a job read before it completed would hold no return value yet.
+      const state = await q.getJobState(id);
+      const job = state === "completed" || state === "failed" ? await Job.fromId(q, id) : undefined;
       if (job && state === "completed") return job.returnvalue as R;
       if (job && state === "failed") throw shardFailure(job.failedReason, id);
-      if (!job) throw shardFailure("the job disappeared from Redis (removed by hand, or the queue was emptied)", id);
+      if (state === "unknown" || ((state === "completed" || state === "failed") && !job)) {
+        throw shardFailure("the job disappeared from Redis (removed by hand, or the queue was emptied)", id);
+      }
       await wake.next();
     }
   };

@@ -3,7 +3,7 @@
 // any worker can take any shard); a sequential run is one job (its edits build on each other),
 // resumed on the worker from the lines and saved edits the output already holds. The lines, the
 // saved edits and so the summary are those of a local run.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative, resolve, sep } from "node:path";
 import { checkInt, RomeError } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
@@ -70,6 +70,7 @@ export async function runEditsOnQueue(records: readonly EditRecord[], options: Q
       const client = await openQueueClient(options);
       try {
         await client.shards<EvalShardData, EvalJobResult>(shards, (_i, result) => {
+          if (result.saved) mkdirSync(saved, { recursive: true });
           for (const [name, text] of Object.entries(result.saved ?? {})) writeFileAtomic(join(saved, name), text);
           for (const line of result.lines) {
             if (out.done.has(line.key)) continue;

@@ -10,7 +10,7 @@ import { readKnownFacts } from "../trace/known.js";
 import { openQueueClient, type QueueClientOptions, type Shard } from "./client.js";
 import { JOB, type JobBase, type TraceJob, type TraceJobResult } from "./jobs.js";
 
-export interface QueuedTraceOptions extends Omit<TraceDatasetOptions, "onProgress">, QueueClientOptions {
+export interface QueuedTraceOptions extends Omit<TraceDatasetOptions, "onProgress" | "edits" | "signal">, QueueClientOptions {
   /** Facts per job. Default 4: a retried shard repeats at most this many facts. */
   shardSize?: number;
 }

@@ -33,6 +33,11 @@ export interface QueueWorkerOptions extends QueueConnectionOptions {
   stalledInterval?: number;
   /** Where the model's statistics are cached. Default: `.rome-cache/stats` in the working directory. */
   statsCache?: string;
+  /**
+   * Told when the model's thread died (ERR_WORKER): the worker has stopped taking jobs (its running
+   * ones will be retried elsewhere) and should be closed; the command line exits non-zero.
+   */
+  onFatal?: (error: Error) => void;
   /** Told when a job starts, ends or fails. */
   onJob?: (event: { job: string; name: string; state: "active" | "completed" | "failed"; reason?: string }) => void;
 }
@@ -84,8 +89,14 @@ export async function startQueueWorker(options: QueueWorkerOptions): Promise<Que
         done();
       }
     } catch (e) {
-      // A bad input or a cancelled run will fail again anywhere; a worker that lost its model thread (ERR_WORKER) will not.
-      if (e instanceof RomeError && e.code !== "ERR_WORKER") throw unrecoverable(e);
+      // A bad input or a cancelled run will fail again anywhere; a worker that lost its model thread
+      // (ERR_WORKER) takes no more jobs, and this one is retried by another worker.
+      if (e instanceof RomeError && e.code === "ERR_WORKER") {
+        void worker.pause(true);
+        options.onFatal?.(e);
+      } else if (e instanceof RomeError) {
+        throw unrecoverable(e);
+      }
       throw e;
     } finally {
       set.delete(controller);

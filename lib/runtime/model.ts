@@ -276,7 +276,8 @@ export class Model {
 
   /**
    * Teacher-forced log-probability of `target` after `prompt` for each pair. Prompt and target
-   * are tokenized separately (the target keeps its own leading space; no BOS is added).
+   * are tokenized separately: the prompt as a prompt (with the tokenizer's BOS), the target as its
+   * continuation (keeping its own leading space).
    */
   async logprob(pairs: readonly { prompt: string; target: string }[], options: ModelCallOptions = {}): Promise<LogprobResult[]> {
     checkOptionNames("logprob", options, MODEL_CALL_OPTIONS);
@@ -287,7 +288,7 @@ export class Model {
     const targets = await this.tokenizer.encodeBatch(pairs.map((p, i) => {
       if (typeof p.target !== "string" || p.target.length === 0) throw new RomeError("ERR_ARGUMENT", `pair ${i}: target must be a non-empty string`);
       return p.target;
-    }));
+    }), { continuation: true });
     const seqs = prompts.map((p, i) => {
       const seq = [...p, ...targets[i]!.ids];
       this.checkLength(seq.length, `pair ${i} (prompt + target)`);

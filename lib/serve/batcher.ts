@@ -1,11 +1,16 @@
 // Micro-batching of /predict: requests that arrive while a batch runs wait, and the next batch
 // takes all of them (with the same edit set, up to `maxPrompts` prompts) as one predict call, so a
-// busy service runs few large batches instead of many single prompts. An idle service starts a
-// batch at once: a lone request never waits for company. Prompts of different lengths share a
-// batch (left padding with masks computes exactly what each prompt alone would).
+// busy service runs few large batches instead of many single prompts. The callers of a batch tend
+// to come back together: when fewer requests wait than the last batch held, the next batch waits
+// up to LINGER_MS for them, so that it does not start with the first one alone. A lone caller
+// (last batch of one) never waits. Prompts of different lengths share a batch (left padding with
+// masks computes exactly what each prompt alone would).
 import { RomeError } from "../errors.js";
 import type { Prediction } from "../runtime/model.js";
 import type { ServedModel } from "./models.js";
+
+/** Longest wait for the callers of the last batch to come back. */
+const LINGER_MS = 2;
 
 interface Waiting {
   prompts: readonly string[];
@@ -20,6 +25,10 @@ interface Waiting {
 export class PredictBatcher {
   private readonly waiting: Waiting[] = [];
   private running = 0;
+  /** Requests in the last batch: how many callers are likely to come back together. */
+  private expected = 1;
+  private linger?: NodeJS.Timeout;
+  private lingered = false;
 
   /**
    * @param maxPrompts most prompts in one batch
@@ -37,6 +46,17 @@ export class PredictBatcher {
 
   private pump(): void {
     while (this.running < this.parallel && this.waiting.length > 0) {
+      if (this.waiting.length < this.expected && !this.lingered) {
+        this.linger ??= setTimeout(() => {
+          this.linger = undefined;
+          this.lingered = true;
+          this.pump();
+        }, LINGER_MS);
+        return;
+      }
+      clearTimeout(this.linger);
+      this.linger = undefined;
+      this.lingered = false;
       const key = this.waiting[0]!.key;
       const batch: Waiting[] = [];
       let n = 0;
@@ -50,6 +70,7 @@ export class PredictBatcher {
           i++;
         }
       }
+      this.expected = batch.length;
       this.running++;
       void this.runBatch(batch).finally(() => {
         this.running--;

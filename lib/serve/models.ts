@@ -10,7 +10,7 @@ import { HostedModel } from "../host/hosted-model.js";
 import type { Stats } from "../edit/stats.js";
 import type { Tokenizer } from "../model/tokenizer.js";
 import { Tokenizer as TokenizerClass } from "../model/tokenizer.js";
-import type { CallOptions } from "../runtime/call.js";
+import { AbortError, type CallOptions } from "../runtime/call.js";
 import type { Edit, EditSummary, NewEdit } from "../runtime/edits.js";
 
 export interface ModelSpec {
@@ -103,17 +103,21 @@ export class ServedModel {
     return this.primary.edits.list();
   }
 
-  /** Statistics of `layer` for edits, computed (or read from the cache) once. */
+  /**
+   * Statistics of `layer` for edits, computed (or read from the cache) once and shared by the jobs
+   * that need them: `signal` stops this caller's wait, not the computation the others may share.
+   * Progress goes to the caller that started the computation.
+   */
   statsFor(layer: number, options: CallOptions): Promise<Stats> {
     const corpus = this.spec.corpus ?? (existsSync(join(this.dir, "train.txt")) ? join(this.dir, "train.txt") : undefined);
     if (!corpus) return Promise.reject(new RomeError("ERR_STATS", `no corpus for the statistics of ${this.name}: start the server with --corpus <file>`));
     let p = this.stats.get(layer);
     if (!p) {
-      p = this.run((m) => computeStats(m, { layer, corpus, cacheDir: this.spec.statsDir, maxTokens: this.spec.statsTokens, ...options }));
+      p = this.run((m) => computeStats(m, { layer, corpus, cacheDir: this.spec.statsDir, maxTokens: this.spec.statsTokens, onProgress: options.onProgress }));
       this.stats.set(layer, p);
-      p.catch(() => this.stats.delete(layer)); // an aborted or failed computation is retried by the next edit
+      p.catch(() => this.stats.delete(layer)); // a failed computation is retried by the next edit
     }
-    return p;
+    return untilAborted(p, options.signal);
   }
 
   async dispose(): Promise<void> {
@@ -158,4 +162,15 @@ export class ModelPool {
   async dispose(): Promise<void> {
     await Promise.all([...this.models.values()].map((m) => m.dispose()));
   }
+}
+
+/** `p`, or an AbortError as soon as `signal` aborts. */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(new AbortError(signal.reason));
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(new AbortError(signal.reason));
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }

@@ -45,12 +45,12 @@ export function corrupt(tok: Float32Array, N: number, T: number, D: number, [b, 
 
 /**
  * Standard deviation (unbiased, over every value) of the token embeddings of `subjects`, each
- * tokenized on its own — the reference's collect_embedding_std. The "s3" level is 3 × this.
+ * tokenized on its own (without a BOS) — the reference's collect_embedding_std. The "s3" level is 3 × this.
  */
 export async function subjectEmbeddingStd(model: Model, subjects: readonly string[]): Promise<number> {
   if (subjects.length === 0) throw new RomeError("ERR_ARGUMENT", "subjectEmbeddingStd needs at least one subject");
   const D = model.config.nEmbd;
-  const encs = await model.tokenizer.encodeBatch([...subjects]);
+  const encs = await model.tokenizer.encodeBatch([...subjects], { bos: false });
   const batch = padBatch(encs.map((e) => e.ids));
   const { tok } = await model.engine.embed(batch); // (B, T, D), left-padded
   let n = 0;

@@ -7,6 +7,14 @@
 import { RomeError } from "../errors.js";
 import { nativeAddon } from "../native-load.js";
 
+/**
+ * A Float32Array of n values left uninitialised, for a buffer a plan then writes whole (a grown
+ * batch, gathered keys/values): skips the zero fill of `new Float32Array(n)`.
+ */
+export function planBuffer(n: number): Float32Array {
+  return new Float32Array(Buffer.allocUnsafeSlow(n * 4).buffer, 0, n);
+}
+
 /** Int32 fields of one entry: dst, count, srcA, a, srcB (−1: a copy), b; indices in vectors. */
 const FIELDS = 6;
 

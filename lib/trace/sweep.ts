@@ -9,7 +9,7 @@ import type { Engine, FlopMeter, KVCache } from "../runtime/engine.js";
 import { attentionBias, type Batch } from "../runtime/batch.js";
 import { headFlops, layerFlops, mlpFlops } from "../runtime/flops.js";
 import { patchStep, type Restoration, type RunStates, type Step } from "./plan.js";
-import { RestorePlan } from "./restore-plan.js";
+import { planBuffer, RestorePlan } from "./restore-plan.js";
 
 export interface SweepContext {
   engine: Engine;
@@ -94,19 +94,20 @@ async function runChunk(ctx: SweepContext, t: number, plans: Restoration[]): Pro
   const parallel = engine.mlpReadsBlockInput;
   let blockIn: Float32Array = new Float32Array(0); // (rows, Tp, D) when parallel
   let active: Restoration[] = [];
-  let past: RestorePlan | undefined; // the corrupted KV cache gathered for `rows` (rebuilt when rows grow)
+  let past: RestorePlan | undefined; // gathers the corrupted KV cache for `rows` (rebuilt when rows grow)
+  let kv: { key: Float32Array; value: Float32Array } = { key: new Float32Array(0), value: new Float32Array(0) }; // (rows, Hkv, t, Dh) each
   const bias1 = attentionBias(oneRow(t, Tp)); // (1, 1, Tp, T)
   for (let step = Math.min(...entries); step <= 2 * L; step++) {
     const entering = plans.filter((_, i) => entries[i] === step);
     if (entering.length > 0) {
       // The grown batch: the rows so far, then N rows per entering restoration.
-      const grown = new Float32Array((rows + entering.length * N) * Tp * D);
+      const grown = planBuffer((rows + entering.length * N) * Tp * D); // written whole by the plan
       const plan = new RestorePlan(D);
       plan.copy(0, rows * Tp, plan.slot(resid), 0);
       entering.forEach((r, k) => entryBlock(ctx, r, t, rows + k * N, plan));
       plan.run(grown);
       if (parallel && step % 2 === 1) {
-        const inputs = new Float32Array(grown.length);
+        const inputs = planBuffer(grown.length);
         const inPlan = new RestorePlan(D);
         inPlan.copy(0, rows * Tp, inPlan.slot(blockIn), 0);
         const pre = inPlan.slot(ctx.corrupted.residPre[step >> 1]!); // (N, T, D)
@@ -127,13 +128,16 @@ async function runChunk(ctx: SweepContext, t: number, plans: Restoration[]): Pro
     if (step % 2 === 0) {
       const one = oneRow(t, Tp);
       const batch: Batch = { ...one, B: rows, positions: tile(one.positions, rows) };
-      past ??= pastPlan(N, rows, t, T, cfg.nKvHead, cfg.headDim);
-      const size = rows * cfg.nKvHead * t * cfg.headDim; // (rows, Hkv, t, Dh)
-      const key = new Float32Array(size);
-      const value = new Float32Array(size);
-      past.run(key, [ctx.cache.key[layer]!]);
-      past.run(value, [ctx.cache.value[layer]!]);
-      const a = await engine.attn(layer, batch, resid, tile(bias1, rows), t > 0 ? { key, value } : undefined, ctx.meter);
+      if (!past) {
+        // Rebuilt when rows grow; the buffers are reused layer after layer (the plan overwrites
+        // them whole, and onnxruntime is done reading them when `attn` resolves).
+        past = pastPlan(N, rows, t, T, cfg.nKvHead, cfg.headDim);
+        const size = rows * cfg.nKvHead * t * cfg.headDim; // (rows, Hkv, t, Dh)
+        kv = { key: planBuffer(size), value: planBuffer(size) };
+      }
+      past.run(kv.key, [ctx.cache.key[layer]!]);
+      past.run(kv.value, [ctx.cache.value[layer]!]);
+      const a = await engine.attn(layer, batch, resid, tile(bias1, rows), t > 0 ? kv : undefined, ctx.meter);
       if (parallel) blockIn = resid;
       patchPlan(ctx, active, layer, "attn", t, Tp).run(a.residMid, [resid]);
       resid = a.residMid;

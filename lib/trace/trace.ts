@@ -326,7 +326,7 @@ async function prepare(model: Model, options: TraceOptions, kinds: readonly Trac
         throw new RomeError("ERR_ARGUMENT", `answer must be a non-empty string or a token id, received ${JSON.stringify(options.answer)}`);
       }
       const text = /^\s/.test(options.answer) ? options.answer : " " + options.answer;
-      const a = await model.tokenizer.encode(text);
+      const a = await model.tokenizer.encode(text, { continuation: true });
       if (a.ids.length === 0) throw new RomeError("ERR_ARGUMENT", "the expected answer is empty");
       answerId = a.ids[0]!;
     }

@@ -12,6 +12,7 @@ void test_cuda() { std::printf("skip CUDA parity: built without CUDA\n"); }
 #include "cuda_api.h"
 #include "moment.h"
 #include "patch.h"
+#include "cuda_patch.h"
 
 using namespace rome;
 

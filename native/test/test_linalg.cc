@@ -6,6 +6,7 @@
 #include "cholesky.h"
 #include "harness.h"
 #include "moment.h"
+#include "moment_merge.h"
 
 using namespace rome;
 

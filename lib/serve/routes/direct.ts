@@ -1,7 +1,7 @@
 // The routes answered at once: liveness, the served models, and predictions, log-probabilities
 // and generations, each optionally with its own edit set. /predict goes through the model's
 // batcher; a /generate whose client disconnects is aborted.
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply } from "fastify";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { Type } from "typebox";
 import type { ServiceContext } from "../context.js";
@@ -9,9 +9,11 @@ import { checkCount, checkGenerateTokens, checkPromptTokens } from "../checks.js
 import { EditSummary, GenerateBody, GenerateReply, LogprobBody, LogprobReply, PredictBody, PredictReply, replies } from "../schemas.js";
 
 /** An AbortSignal that fires when the request's client goes away before the answer. */
-function clientGone(request: FastifyRequest): AbortSignal {
+function clientGone(reply: FastifyReply): AbortSignal {
   const controller = new AbortController();
-  request.raw.socket.once("close", () => controller.abort(new Error("the client disconnected")));
+  reply.raw.once("close", () => {
+    if (!reply.raw.writableFinished) controller.abort(new Error("the client disconnected"));
+  });
   return controller.signal;
 }
 
@@ -69,14 +71,14 @@ export function directRoutes(app: FastifyInstance, ctx: ServiceContext): void {
 
   r.post("/generate", {
     schema: { summary: "A continuation of the prompt (greedy by default)", body: GenerateBody, response: replies({ 200: GenerateReply }) },
-  }, async (request) => {
+  }, async (request, reply) => {
     const b = request.body;
     const model = ctx.pool.get(b.model);
     const maxTokens = b.maxTokens ?? 20;
     checkGenerateTokens(maxTokens, ctx.limits);
     model.checkEdits(b.edits);
     await checkPromptTokens(model, [b.prompt], ctx.limits);
-    const signal = clientGone(request);
+    const signal = clientGone(reply);
     const text = await model.run((m) => m.generate(b.prompt, { maxTokens, topK: b.topK, seed: b.seed, ...(b.edits ? { edits: b.edits } : {}), signal }));
     return { text };
   });

@@ -1,4 +1,5 @@
-// Restoration patching and state gathers: the work between onnxruntime segments in a trace sweep.
+// Lab: the first restoration-patching kernels, kept with their tests and CUDA twin (lab/patch.cu).
+// lib/ does not call them: the sweep's between-segment work is one plan kernel (restore.h).
 // A layer's batch input is built in one pass (rows gathered by sample from the corrupted states,
 // chosen (row, position) vectors overwritten with restored ones); component restore and freeze
 // serve MLP/attention restoration and the severed-path experiment. CPU here, CUDA twin in patch.cu.

@@ -1,9 +1,9 @@
 // The command line past one machine: `rome-node worker` (takes a model's jobs from Redis), and the
 // `--redis` options that send `trace-dataset` and `eval` to the workers instead of running them here.
 import { Command, InvalidArgumentError, Option } from "commander";
-import { DEFAULT_PREFIX, queueConnection } from "../queue/connection.js";
-import { startQueueWorker } from "../queue/worker.js";
-import { Progress } from "./progress.js";
+import { DEFAULT_PREFIX, queueConnection } from "../../queue/connection.js";
+import { startQueueWorker } from "../../queue/worker.js";
+import { Progress } from "../progress.js";
 
 const intArg = (min: number) => (v: string) => {
   const n = Number(v);
@@ -55,6 +55,10 @@ export function registerWorkerCommand(program: Command): void {
       const display = queueConnection(o).display;
       const worker = await startQueueWorker({
         ...o, model, threads,
+        onFatal: (e) => {
+          console.error(`the model's thread died (${e.message}); exiting so that a supervisor can restart this worker`);
+          process.exit(1);
+        },
         onJob: (e) => console.error(`${new Date().toISOString()} ${e.state} ${e.name} ${e.job}${e.reason ? `: ${e.reason}` : ""}`),
       });
       console.log(`worker ${process.pid}: model ${model} (fingerprint ${worker.fingerprint.slice(0, 16)}) on queue ${worker.queue} at ${display}, prefix ${o.prefix}`);

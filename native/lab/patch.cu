@@ -2,7 +2,7 @@
 // vector, float4 copies when D allows. Parity with the CPU kernels is exact (copies and one add).
 #include <vector>
 
-#include "cuda_api.h"
+#include "cuda_patch.h"
 #include "cuda_util.cuh"
 
 namespace rome::cuda {

@@ -1,0 +1,117 @@
+// `npm run bench -- queue [--facts 24] [--samples 10] [--shard-size 1] [--noop 200]`
+//
+// The queue's throughput and overhead on one machine: TinyFacts causal traces (3 kinds, window 10,
+// the trace-dataset defaults) as facts/s, three ways, on the same facts:
+//   local       traceDataset in this process (threads 1): the baseline
+//   1 worker    trace-dataset through Redis to one `rome-node worker` process (threads 1)
+//   2 workers   the same with two worker processes
+// and the queue's overhead per job, two ways: the wall time of the 1-worker sweep less the time
+// the worker spent tracing (the `seconds` of each line), per job; and no-op jobs (the parent "run"
+// job, which never touches the model) pushed through one worker, per job. A private redis-server
+// runs on a free loopback port. Goals: 2 workers ≥ 1.7× one worker on 2 cores; overhead per job
+// under 5% of a fact's trace time.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Queue } from "bullmq";
+import { queueConnection } from "../lib/queue/connection.js";
+import { JOB } from "../lib/queue/jobs.js";
+import { checkpointFingerprint, queueName } from "../lib/queue/names.js";
+import { traceDatasetOnQueue } from "../lib/queue/trace-client.js";
+import { Model } from "../lib/runtime/model.js";
+import { traceDataset } from "../lib/trace/dataset.js";
+import { readKnownFacts } from "../lib/trace/known.js";
+import { startRedis } from "../test/fixtures/redis.js";
+import { arg, printTable, writeResults } from "./bench-util.js";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+const MODEL = join(ROOT, "models", "tinyfacts");
+const nFacts = Number(arg("facts") ?? 24);
+const samples = Number(arg("samples") ?? 10);
+const shardSize = Number(arg("shard-size") ?? 1);
+const nNoop = Number(arg("noop") ?? 200);
+
+const facts = readKnownFacts(join(MODEL, "known.json")).slice(0, nFacts);
+const dir = mkdtempSync(join(tmpdir(), "rome-bench-queue-"));
+const redis = await startRedis();
+const workers: ChildProcess[] = [];
+const load0 = loadavg()[0]!;
+
+function startWorker(): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ["--import=tsx", join(ROOT, "lib", "cli", "main.ts"), "worker", "--redis", redis.url, "--model", MODEL, "--threads", "1"],
+    { cwd: ROOT, stdio: ["ignore", "pipe", "ignore"] });
+  workers.push(child);
+  return new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d;
+      if (out.includes("on queue")) resolve(child);
+    });
+    child.once("exit", (code) => reject(new Error(`worker exited with ${code}`)));
+  });
+}
+
+const lineSeconds = (file: string) => readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => (JSON.parse(l) as { seconds: number }).seconds);
+
+try {
+  const model = await Model.load(MODEL, { threads: 1 });
+  const common = { dataset: facts, samples };
+  // Warm-up (sessions, allocations), then the baseline.
+  const warm = await traceDataset(model, { ...common, out: join(dir, "warm.jsonl"), limit: 2 });
+  const noise = warm.noiseLevel;
+  let t0 = performance.now();
+  await traceDataset(model, { ...common, noise, out: join(dir, "local.jsonl") });
+  const localSeconds = (performance.now() - t0) / 1000;
+  await model.dispose();
+  const factSeconds = lineSeconds(join(dir, "local.jsonl")).reduce((a, b) => a + b, 0) / nFacts;
+
+  const queued = async (name: string) => {
+    const out = join(dir, `${name}.jsonl`);
+    const start = performance.now();
+    await traceDatasetOnQueue({ ...common, noise, out, redis: redis.url, model: MODEL, shardSize });
+    return { seconds: (performance.now() - start) / 1000, traced: lineSeconds(out).reduce((a, b) => a + b, 0) };
+  };
+  await startWorker();
+  await queued("warm-1"); // the worker's first facts pay for its sessions' first runs
+  const one = await queued("one");
+  await startWorker();
+  await queued("warm-2");
+  const two = await queued("two");
+
+  // No-op jobs through one worker: stop the second, push parent-type jobs that return at once.
+  workers.pop()!.kill("SIGTERM");
+  const fingerprint = checkpointFingerprint(MODEL);
+  const conn = queueConnection({ redis: redis.url });
+  const q = new Queue(queueName(fingerprint), { connection: conn.connection, prefix: conn.prefix });
+  await q.drain(true);
+  t0 = performance.now();
+  const before = await q.getCompletedCount();
+  await q.addBulk(Array.from({ length: nNoop }, (_, i) => ({ name: JOB.run, data: { fingerprint, run: `noop-${i}`, kind: "trace", shards: 0 } })));
+  while ((await q.getCompletedCount()) - before < nNoop) await new Promise((r) => setTimeout(r, 5));
+  const noopMs = (performance.now() - t0) / nNoop;
+  await q.close();
+
+  const jobs = Math.ceil(nFacts / shardSize);
+  const overheadMs = (1000 * (one.seconds - one.traced)) / jobs;
+  const rows = [
+    { run: "local (in-process)", processes: 1, seconds: localSeconds, "facts/s": nFacts / localSeconds, ratio: 1 },
+    { run: "queue, 1 worker", processes: 1, seconds: one.seconds, "facts/s": nFacts / one.seconds, ratio: localSeconds / one.seconds },
+    { run: "queue, 2 workers", processes: 2, seconds: two.seconds, "facts/s": nFacts / two.seconds, ratio: localSeconds / two.seconds },
+  ];
+  printTable(`TinyFacts sweep: ${nFacts} facts, 3 kinds, ${samples} samples, threads 1 per process, ${shardSize} fact(s) per job (load average ${load0.toFixed(1)} at start, ${loadavg()[0]!.toFixed(1)} at end; ratio: to local)`, rows);
+  const speedup = one.seconds / two.seconds;
+  const overheads = [
+    { measure: "trace time per fact (local)", ms: 1000 * factSeconds, "share of a fact": 1 },
+    { measure: "queue overhead per job (1-worker wall − worker trace time)", ms: overheadMs, "share of a fact": overheadMs / (1000 * factSeconds) },
+    { measure: `no-op job through 1 worker (${nNoop} jobs)`, ms: noopMs, "share of a fact": noopMs / (1000 * factSeconds) },
+  ];
+  printTable("Overhead per job", overheads);
+  console.log(`\n2 workers / 1 worker: ${speedup.toFixed(2)}× (goal ≥ 1.7×); overhead per job ${(100 * overheadMs / (1000 * factSeconds)).toFixed(1)}% of a fact's trace time (goal < 5%)`);
+  writeResults("queue", { facts: nFacts, samples, shardSize, loadAverage: [load0, loadavg()[0]], rows, overheads, speedup });
+} finally {
+  for (const w of workers) w.kill("SIGKILL");
+  await redis.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
