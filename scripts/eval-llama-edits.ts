@@ -61,7 +61,7 @@ const done = new Map(cache.records.map((l) => [l.key, l]));
 
 /** One record edited alone (or its cached outcome). */
 async function one(rec: CounterFactRecord, base: Baseline[number], layer: number, clamp: number, form: Form): Promise<CacheLine> {
-  const key = `${form}:${layer}:${clamp}:${rec.case_id}`;
+  const key = `${form}:${layer}:${clamp}:${rec.case_id}`; // as keyOf
   const hit = done.get(key);
   if (hit) return hit;
   const s = await statsOf(layer);
@@ -106,10 +106,14 @@ for (const v of variants) rows.push(await row(sample, v.layer, v.clamp, v.form, 
 cache.close();
 
 const minutes = (performance.now() - started) / 60000;
+// Wall-clock minutes of every edit in the tables, whichever run made it (the cache keeps them).
+const keyOf = (r: Row, rec: CounterFactRecord) => `${r.form}:${r.layer}:${r.clamp}:${rec.case_id}`;
+const used = new Set([...sweep.flatMap((r) => sweepRecords.map((rec) => keyOf(r, rec))), ...rows.flatMap((r) => sample.map((rec) => keyOf(r, rec)))]);
+const editMinutes = [...used].reduce((a, k) => a + done.get(k)!.wall, 0) / 60;
 const doc = [
   "# ROME on TinyFacts-Llama",
   "",
-  "Written by `scripts/eval-llama-edits.ts` (" + new Date().toISOString().slice(0, 10) + `, ${minutes.toFixed(0)} min on a shared 2-core machine). ` +
+  "Written by `scripts/eval-llama-edits.ts` (" + new Date().toISOString().slice(0, 10) + `, ${editMinutes.toFixed(0)} min of edits and ${minutes.toFixed(0)} min for this run on a shared 2-core machine; edits are cached in --cache and reused). ` +
   "The model is `models/tinyfacts-llama` (6-layer Llama, grouped-query attention 2:1, SwiGLU, rotary); the records are TinyFacts' CounterFact records " +
   `(the seeded random sample of scripts/eval-edits.ts), each edit applied alone and undone. Key statistics from \`models/tinyfacts/train.txt\`. Hyperparameters: \`lib/edit/hparams/${hp.file}\` (${hp.vNumGradSteps} value steps), the clamp as given.`,
   "",
@@ -117,9 +121,11 @@ const doc = [
   "",
   table(["layer", "clamp", ...METRIC_HEADER, "s/edit"], sweep.map((r) => [String(r.layer), String(r.clamp), ...metricCells(r.summary), r.seconds.toFixed(1)])),
   "",
-  `Best by S: layer ${best.layer}, clamp ${best.clamp}.`,
+  `Best by S: layer ${best.layer}, clamp ${best.clamp}` + (configs.length === 1 ? " — the file's layer and clamp, so the rows below are both the file's and the sweep's best." : "."),
   "",
   `## ${N} records, each edit alone`,
+  "",
+  "s/edit is wall-clock time per edit and its evaluation on a machine shared with other jobs, not a speed figure (`npm run bench -- edit` measures that).",
   "",
   table(["variant", ...METRIC_HEADER, "refused", "s/edit"], [
     ["unedited", ...metricCells(summarize(baseline)), "–", "–"],
@@ -128,6 +134,6 @@ const doc = [
   "",
 ].join("\n");
 writeFileAtomic(join(ROOT, "docs", "llama-edit-experiments.md"), doc);
-writeFileSync(join(ROOT, "bench", "results", "eval-llama-edits.json"), JSON.stringify({ records: N, hparams: hp, sweep, rows, baseline: summarize(baseline), minutes }, null, 2));
+writeFileSync(join(ROOT, "bench", "results", "eval-llama-edits.json"), JSON.stringify({ records: N, hparams: hp, sweep, rows, baseline: summarize(baseline), minutes, editMinutes }, null, 2));
 console.log(doc);
 await model.dispose();

@@ -4,12 +4,13 @@ import type { Limits } from "./limits.js";
 import type { ServedModel } from "./models.js";
 
 /**
- * Throws ERR_PROMPT_TOO_LONG when a text has more tokens than the limit. A byte-level BPE never
- * makes more tokens than UTF-8 bytes, so only texts longer in bytes than the limit are tokenized.
+ * Throws ERR_PROMPT_TOO_LONG when a text has more tokens than the limit. Neither tokenizer kind
+ * makes more tokens than UTF-8 bytes plus two (a BOS; SentencePiece's word-start "▁"), so only
+ * texts that long are tokenized.
  */
 export async function checkPromptTokens(model: ServedModel, texts: readonly string[], limits: Limits, what = "prompt"): Promise<void> {
   const max = Math.min(limits.promptTokens, model.replicas[0]!.config.nPositions);
-  const long = texts.map((t, i) => [t, i] as const).filter(([t]) => Buffer.byteLength(t) > max);
+  const long = texts.map((t, i) => [t, i] as const).filter(([t]) => Buffer.byteLength(t) + 2 > max);
   if (long.length === 0) return;
   const encs = await model.tokenizer.encodeBatch(long.map(([t]) => t));
   encs.forEach((e, j) => {
