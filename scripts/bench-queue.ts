@@ -1,11 +1,14 @@
-// `npm run bench -- queue [--facts 24] [--samples 10] [--shard-size 1] [--noop 200]`
+// `npm run bench -- queue [--facts 16] [--rounds 3] [--samples 10] [--shard-size 1] [--noop 200]`
 //
 // The queue's throughput and overhead on one machine: TinyFacts causal traces (3 kinds, window 10,
 // the trace-dataset defaults) as facts/s, three ways, on the same facts:
 //   local       traceDataset in this process (threads 1): the baseline
 //   1 worker    trace-dataset through Redis to one `rome-node worker` process (threads 1)
 //   2 workers   the same with two worker processes
-// and the queue's overhead per job, two ways: the wall time of the 1-worker sweep less the time
+// in rounds (the order rotating, so that drift in the machine's load hits all alike; the median
+// of each round's ratios is the result). The single worker and the pair listen under different
+// prefixes, so all three stay loaded and idle between their turns. Also the queue's overhead per
+// job, two ways: the wall time of the 1-worker sweep less the time
 // the worker spent tracing (the `seconds` of each line), per job; and no-op jobs (the parent "run"
 // job, which never touches the model) pushed through one worker, per job. A private redis-server
 // runs on a free loopback port. Goals: 2 workers ≥ 1.7× one worker on 2 cores; overhead per job
@@ -28,7 +31,7 @@ import { arg, printTable, writeResults } from "./bench-util.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const MODEL = join(ROOT, "models", "tinyfacts");
-const nFacts = Number(arg("facts") ?? 24);
+const nFacts = Number(arg("facts") ?? 16);
 const samples = Number(arg("samples") ?? 10);
 const shardSize = Number(arg("shard-size") ?? 1);
 const nNoop = Number(arg("noop") ?? 200);
@@ -39,8 +42,8 @@ const redis = await startRedis();
 const workers: ChildProcess[] = [];
 const load0 = loadavg()[0]!;
 
-function startWorker(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["--import=tsx", join(ROOT, "lib", "cli", "main.ts"), "worker", "--redis", redis.url, "--model", MODEL, "--threads", "1"],
+function startWorker(prefix: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ["--import=tsx", join(ROOT, "lib", "cli", "main.ts"), "worker", "--redis", redis.url, "--prefix", prefix, "--model", MODEL, "--threads", "1"],
     { cwd: ROOT, stdio: ["ignore", "pipe", "ignore"] });
   workers.push(child);
   return new Promise((resolve, reject) => {
@@ -55,38 +58,50 @@ function startWorker(): Promise<ChildProcess> {
 
 const lineSeconds = (file: string) => readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => (JSON.parse(l) as { seconds: number }).seconds);
 
+const rounds = Number(arg("rounds") ?? 3);
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+
 try {
   const model = await Model.load(MODEL, { threads: 1 });
   const common = { dataset: facts, samples };
-  // Warm-up (sessions, allocations), then the baseline.
-  const warm = await traceDataset(model, { ...common, out: join(dir, "warm.jsonl"), limit: 2 });
-  const noise = warm.noiseLevel;
-  let t0 = performance.now();
-  await traceDataset(model, { ...common, noise, out: join(dir, "local.jsonl") });
-  const localSeconds = (performance.now() - t0) / 1000;
-  await model.dispose();
-  const factSeconds = lineSeconds(join(dir, "local.jsonl")).reduce((a, b) => a + b, 0) / nFacts;
-
-  const queued = async (name: string) => {
+  // Warm-up (sessions, allocations); its noise level is used by every run.
+  const noise = (await traceDataset(model, { ...common, out: join(dir, "warm.jsonl"), limit: 2 })).noiseLevel;
+  const local = async (name: string) => {
+    const t0 = performance.now();
+    await traceDataset(model, { ...common, noise, out: join(dir, `${name}.jsonl`) });
+    return { seconds: (performance.now() - t0) / 1000, traced: lineSeconds(join(dir, `${name}.jsonl`)).reduce((a, b) => a + b, 0) };
+  };
+  const queued = async (name: string, prefix: string) => {
     const out = join(dir, `${name}.jsonl`);
     const start = performance.now();
-    await traceDatasetOnQueue({ ...common, noise, out, redis: redis.url, model: MODEL, shardSize });
+    await traceDatasetOnQueue({ ...common, noise, out, redis: redis.url, prefix, model: MODEL, shardSize });
     return { seconds: (performance.now() - start) / 1000, traced: lineSeconds(out).reduce((a, b) => a + b, 0) };
   };
-  await startWorker();
-  await queued("warm-1"); // the worker's first facts pay for its sessions' first runs
-  const one = await queued("one");
-  await startWorker();
-  await queued("warm-2");
-  const two = await queued("two");
+  await Promise.all([startWorker("one"), startWorker("two"), startWorker("two")]);
+  await queued("warm-1", "one"); // a worker's first facts pay for its sessions' first runs
+  await queued("warm-2", "two");
+  type Run = { seconds: number; traced: number };
+  const runs: { local: Run; one: Run; two: Run }[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const got: Partial<Record<"local" | "one" | "two", Run>> = {};
+    const order = (["local", "one", "two"] as const).map((_, i, a) => a[(i + r) % 3]!);
+    for (const k of order) got[k] = k === "local" ? await local(`local-${r}`) : await queued(`${k}-${r}`, k);
+    runs.push(got as { local: Run; one: Run; two: Run });
+    console.log(`round ${r + 1}: local ${got.local!.seconds.toFixed(1)} s, 1 worker ${got.one!.seconds.toFixed(1)} s, 2 workers ${got.two!.seconds.toFixed(1)} s`);
+  }
+  await model.dispose();
+  const localSeconds = median(runs.map((x) => x.local.seconds));
+  const factSeconds = median(runs.map((x) => x.local.traced)) / nFacts;
+  const one = { seconds: median(runs.map((x) => x.one.seconds)) };
+  const two = { seconds: median(runs.map((x) => x.two.seconds)) };
+  const speedup = median(runs.map((x) => x.one.seconds / x.two.seconds));
 
-  // No-op jobs through one worker: stop the second, push parent-type jobs that return at once.
-  workers.pop()!.kill("SIGTERM");
+  // No-op jobs through the single worker: parent-type jobs that return at once.
   const fingerprint = checkpointFingerprint(MODEL);
-  const conn = queueConnection({ redis: redis.url });
+  const conn = queueConnection({ redis: redis.url, prefix: "one" });
   const q = new Queue(queueName(fingerprint), { connection: conn.connection, prefix: conn.prefix });
   await q.drain(true);
-  t0 = performance.now();
+  const t0 = performance.now();
   const before = await q.getCompletedCount();
   await q.addBulk(Array.from({ length: nNoop }, (_, i) => ({ name: JOB.run, data: { fingerprint, run: `noop-${i}`, kind: "trace", shards: 0 } })));
   while ((await q.getCompletedCount()) - before < nNoop) await new Promise((r) => setTimeout(r, 5));
@@ -94,14 +109,13 @@ try {
   await q.close();
 
   const jobs = Math.ceil(nFacts / shardSize);
-  const overheadMs = (1000 * (one.seconds - one.traced)) / jobs;
+  const overheadMs = (1000 * median(runs.map((x) => x.one.seconds - x.one.traced))) / jobs;
   const rows = [
-    { run: "local (in-process)", processes: 1, seconds: localSeconds, "facts/s": nFacts / localSeconds, ratio: 1 },
-    { run: "queue, 1 worker", processes: 1, seconds: one.seconds, "facts/s": nFacts / one.seconds, ratio: localSeconds / one.seconds },
-    { run: "queue, 2 workers", processes: 2, seconds: two.seconds, "facts/s": nFacts / two.seconds, ratio: localSeconds / two.seconds },
+    { run: "local (in-process)", processes: 1, seconds: localSeconds, "facts/s": nFacts / localSeconds, "ratio to local": 1 },
+    { run: "queue, 1 worker", processes: 1, seconds: one.seconds, "facts/s": nFacts / one.seconds, "ratio to local": median(runs.map((x) => x.local.seconds / x.one.seconds)) },
+    { run: "queue, 2 workers", processes: 2, seconds: two.seconds, "facts/s": nFacts / two.seconds, "ratio to local": median(runs.map((x) => x.local.seconds / x.two.seconds)) },
   ];
-  printTable(`TinyFacts sweep: ${nFacts} facts, 3 kinds, ${samples} samples, threads 1 per process, ${shardSize} fact(s) per job (load average ${load0.toFixed(1)} at start, ${loadavg()[0]!.toFixed(1)} at end; ratio: to local)`, rows);
-  const speedup = one.seconds / two.seconds;
+  printTable(`TinyFacts sweep: ${nFacts} facts, 3 kinds, ${samples} samples, threads 1 per process, ${shardSize} fact(s) per job; medians of ${rounds} rounds (load average ${load0.toFixed(1)} at start, ${loadavg()[0]!.toFixed(1)} at end)`, rows);
   const overheads = [
     { measure: "trace time per fact (local)", ms: 1000 * factSeconds, "share of a fact": 1 },
     { measure: "queue overhead per job (1-worker wall − worker trace time)", ms: overheadMs, "share of a fact": overheadMs / (1000 * factSeconds) },
@@ -109,7 +123,7 @@ try {
   ];
   printTable("Overhead per job", overheads);
   console.log(`\n2 workers / 1 worker: ${speedup.toFixed(2)}× (goal ≥ 1.7×); overhead per job ${(100 * overheadMs / (1000 * factSeconds)).toFixed(1)}% of a fact's trace time (goal < 5%)`);
-  writeResults("queue", { facts: nFacts, samples, shardSize, loadAverage: [load0, loadavg()[0]], rows, overheads, speedup });
+  writeResults("queue", { facts: nFacts, samples, shardSize, rounds, loadAverage: [load0, loadavg()[0]], runs, rows, overheads, speedup });
 } finally {
   for (const w of workers) w.kill("SIGKILL");
   await redis.stop();

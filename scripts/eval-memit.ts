@@ -122,7 +122,7 @@ for (const [set, s] of Object.entries(sets)) {
   }
 }
 if (batchRows.length) {
-  mark("memit-batch", table(["records", "batch", "MEMIT ES %", "MEMIT PS %", "MEMIT NS %", "MEMIT edit s", "r-ROME one by one ES %", "PS %", "NS %"], batchRows));
+  mark("memit-batch", "### MEMIT batches beside r-ROME one by one (the same records; r-ROME from the alone run)\n\n" + table(["records", "batch", "MEMIT ES %", "MEMIT PS %", "MEMIT NS %", "MEMIT edit s", "r-ROME one by one ES %", "PS %", "NS %"], batchRows));
 }
 
 // Sequential batches: the three editors side by side, and the plot.
@@ -133,6 +133,7 @@ if (longest > 0) {
   const rowsSeq = Array.from({ length: longest }, (_, k) => [String(k + 1), String((k + 1) * seqSize),
     ...METHODS.flatMap((m) => [pctOr(seq[m][k]?.esSoFar), pctOr(seq[m][k]?.untouched)])]);
   mark("memit-sequential", [
+    `### Sequential: ${seqBatches} batches of ${seqSize}, ES of all edits so far and top-1 accuracy on ${untouchedN} untouched facts after each batch`, "",
     table(["batch", "edits", ...METHODS.flatMap((m) => [`${m} ES so far %`, `${m} untouched top-1 %`])], rowsSeq), "",
     `![ES of all edits so far and top-1 accuracy on ${untouchedN} untouched facts](memit-sequential.png)`,
   ].join("\n"));
@@ -145,7 +146,7 @@ console.log(`\nwrote ${DOC} (marked sections) and, with sequential runs, docs/me
 /** ES of all edits so far (solid) and untouched top-1 (dashed) per editor against the edits applied. */
 function sequentialSvg(runs: Record<string, RunLine[]>, title: string): string {
   const W = 640, H = 360, L = 50, R = 230, T = 30, Bm = 40;
-  const xMax = Math.max(1, ...Object.values(runs).flatMap((ls) => ls.map((l) => l.edits)));
+  const xMax = Math.max(seqBatches * seqSize, ...Object.values(runs).flatMap((ls) => ls.map((l) => l.edits)));
   const px = (v: number) => L + ((W - L - R) * v) / xMax;
   const py = (v: number) => T + (H - T - Bm) * (1 - v);
   const colors: Record<string, string> = { memit: "#1f77b4", alphaedit: "#d62728", "r-rome": "#2ca02c" };

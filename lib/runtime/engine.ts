@@ -97,25 +97,27 @@ export class Engine {
    * phase "load" in segments; an abort releases the sessions already opened.
    */
   static async create(arch: ArchDescription, cfg: ModelConfig, weights: WeightSource, opts: SessionOptions, call: CallOptions = {}): Promise<Engine> {
-    const compile: (() => Segment)[] = [() => compileEmbed(arch, cfg, weights)];
-    for (let l = 0; l < cfg.nLayer; l++) compile.push(() => compileAttention(arch, cfg, weights, l), () => compileMlp(arch, cfg, weights, l));
-    compile.push(() => compileHead(arch, cfg, weights));
+    // The two segments holding the (V, D) unembedding come first, while little else is resident,
+    // and the head's is not pre-packed (a packed copy would double it). The layers then start a
+    // serialisation buffer of their own size: the large one used for the unembedding is let go.
+    const compile: [() => Segment, SessionOptions][] = [[() => compileEmbed(arch, cfg, weights), opts], [() => compileHead(arch, cfg, weights), { ...opts, prepacking: false }]];
+    for (let l = 0; l < cfg.nLayer; l++) compile.push([() => compileAttention(arch, cfg, weights, l), opts], [() => compileMlp(arch, cfg, weights, l), opts]);
     const sessions: SegmentSession[] = [];
-    const scratch: Scratch = {}; // one serialisation buffer for all segments: no garbage model bytes
+    let scratch: Scratch = {}; // one serialisation buffer for a run of segments: no garbage model bytes
     try {
-      for (const [i, segment] of compile.entries()) {
+      for (const [i, [segment, o]] of compile.entries()) {
         await new Promise((resolve) => setImmediate(resolve));
         throwIfAborted(call.signal);
-        sessions.push(await SegmentSession.create(segment(), opts, scratch));
+        if (i === 2) scratch = {};
+        sessions.push(await SegmentSession.create(segment(), o, scratch));
         call.onProgress?.({ phase: "load", done: i + 1, total: compile.length });
       }
     } catch (e) {
       for (const s of sessions) await s.release();
       throw e;
     }
-    const [embed, ...rest] = sessions;
-    const layers = rest.slice(0, 2 * cfg.nLayer);
-    return new Engine(cfg, embed!, layers.filter((_, i) => i % 2 === 0), layers.filter((_, i) => i % 2 === 1), rest.at(-1)!);
+    const [embed, head, ...layers] = sessions;
+    return new Engine(cfg, embed!, layers.filter((_, i) => i % 2 === 0), layers.filter((_, i) => i % 2 === 1), head!);
   }
 
   /** Token and position embeddings: tok, pos (B, T, D). */
@@ -128,8 +130,11 @@ export class Engine {
     return { tok: out[IO.tokEmbed]!, pos: out[IO.posEmbed]! };
   }
 
-  /** Attention half-block of `layer`: resid (B, T, D), past (B, Hkv, P, Dh), bias (B, 1, T, S). */
-  async attn(layer: number, batch: Batch, resid: Float32Array, bias: Float32Array, past?: { key: Float32Array; value: Float32Array }, meter?: FlopMeter, keepCache = false) {
+  /**
+   * Attention half-block of `layer`: resid (B, T, D), past (B, Hkv, P, Dh), bias (B, 1, T, S).
+   * With `component` false the attention output is not copied out (attnOut is then empty).
+   */
+  async attn(layer: number, batch: Batch, resid: Float32Array, bias: Float32Array, past?: { key: Float32Array; value: Float32Array }, meter?: FlopMeter, keepCache = false, component = true) {
     const { B, T } = batch;
     const cfg = this.config;
     const H = cfg.nKvHead;
@@ -145,10 +150,10 @@ export class Engine {
     };
     if (seg.inputNames.includes(IO.positions)) feeds[IO.positions] = { data: batch.positions, dims: [B, T] };
     // Present keys/values are copied out only when the caller keeps the cache.
-    const fetch = keepCache ? [IO.residMid, IO.attnOut, IO.presentKey, IO.presentValue] : [IO.residMid, IO.attnOut];
+    const fetch = [IO.residMid, ...(component ? [IO.attnOut] : []), ...(keepCache ? [IO.presentKey, IO.presentValue] : [])];
     const out = await seg.run(feeds, fetch);
     if (meter) meter.flops += attnFlops(cfg, B * T, P + T);
-    return { residMid: out[IO.residMid]!, attnOut: out[IO.attnOut]!, key: out[IO.presentKey], value: out[IO.presentValue] };
+    return { residMid: out[IO.residMid]!, attnOut: out[IO.attnOut] ?? EMPTY, key: out[IO.presentKey], value: out[IO.presentValue] };
   }
 
   /** True when the MLP half-blocks read the block's input (parallel attention and MLP): pass it to `mlp`. */
@@ -156,9 +161,13 @@ export class Engine {
     return this.mlpSegs[0]?.inputNames.includes(IO.resid) ?? false;
   }
 
-  /** MLP half-block of `layer` with the edits of `edits` at that layer: residMid (B, T, D); resid (B, T, D), the block's input, when `mlpReadsBlockInput`. */
-  async mlp(layer: number, B: number, T: number, residMid: Float32Array, needKey: boolean, edits: EditView, meter?: FlopMeter, resid?: Float32Array): Promise<MlpState> {
-    const fetch = needKey ? [IO.residPost, IO.mlpOut, IO.mlpKey] : [IO.residPost, IO.mlpOut];
+  /**
+   * MLP half-block of `layer` with the edits of `edits` at that layer: residMid (B, T, D); resid
+   * (B, T, D), the block's input, when `mlpReadsBlockInput`. With `component` false the MLP output
+   * is not copied out (mlpOut is then empty).
+   */
+  async mlp(layer: number, B: number, T: number, residMid: Float32Array, needKey: boolean, edits: EditView, meter?: FlopMeter, resid?: Float32Array, component = true): Promise<MlpState> {
+    const fetch = [IO.residPost, ...(component ? [IO.mlpOut] : []), ...(needKey ? [IO.mlpKey] : [])];
     const f = edits.factors(layer);
     const R = f?.rank ?? 0;
     const seg = this.mlpSegs[layer]!;
@@ -173,7 +182,7 @@ export class Engine {
     }
     const out = await seg.run(feeds, fetch);
     if (meter) meter.flops += mlpFlops(this.config, B * T);
-    return { residMid, residPost: out[IO.residPost]!, mlpOut: out[IO.mlpOut]!, mlpKey: out[IO.mlpKey] };
+    return { residMid, residPost: out[IO.residPost]!, mlpOut: out[IO.mlpOut] ?? EMPTY, mlpKey: out[IO.mlpKey] };
   }
 
   /** Logits (N, V) at (row, position) pairs of resid (B, T, D). */

@@ -137,12 +137,12 @@ async function runChunk(ctx: SweepContext, t: number, plans: Restoration[]): Pro
       }
       past.run(kv.key, [ctx.cache.key[layer]!]);
       past.run(kv.value, [ctx.cache.value[layer]!]);
-      const a = await engine.attn(layer, batch, resid, tile(bias1, rows), t > 0 ? kv : undefined, ctx.meter);
+      const a = await engine.attn(layer, batch, resid, tile(bias1, rows), t > 0 ? kv : undefined, ctx.meter, false, false); // no attnOut copy
       if (parallel) blockIn = resid;
       patchPlan(ctx, active, layer, "attn", t, Tp).run(a.residMid, [resid]);
       resid = a.residMid;
     } else {
-      const m = await engine.mlp(layer, rows, Tp, resid, false, ctx.edits, ctx.meter, parallel ? blockIn : undefined);
+      const m = await engine.mlp(layer, rows, Tp, resid, false, ctx.edits, ctx.meter, parallel ? blockIn : undefined, false); // no mlpOut copy
       patchPlan(ctx, active, layer, "mlp", t, Tp).run(m.residPost, [resid]);
       resid = m.residPost;
     }
