@@ -13,7 +13,7 @@
 import { loadavg } from "node:os";
 import { resolve } from "node:path";
 import ort from "onnxruntime-node";
-import { nativeCapabilities, setNativeThreads } from "../lib/native.js";
+import { nativeCapabilities } from "../lib/native.js";
 import { forceRestoreBackend, RestorePlan } from "../lib/trace/restore-plan.js";
 import { arg, printTable, writeResults } from "./bench-util.js";
 
@@ -60,6 +60,11 @@ async function open(root: string): Promise<Lib> {
   const { readKnownFacts } = await import(`${root}/lib/trace/known.ts`);
   const { subjectEmbeddingStd } = await import(`${root}/lib/trace/noise.ts`);
   const { traceKinds } = await import(`${root}/lib/trace/trace.ts`);
+  try {
+    (await import(`${root}/lib/native.ts`)).setNativeThreads(1); // each checkout's addon: one thread, like onnxruntime
+  } catch {
+    // that checkout's addon is not built
+  }
   const tok = await Tokenizer.load(`${root}/models/tiny-gpt2-random`);
   const { arch, config, weights } = randomGpt2({}, 1);
   const model = await Model.fromWeights(arch, config, weights, { threads, tokenizer: tok });
@@ -71,20 +76,15 @@ async function open(root: string): Promise<Lib> {
   };
 }
 
-try {
-  setNativeThreads(1);
-} catch {
-  // the addon is not built: only the js variant runs
-}
+const here = resolve(import.meta.dirname, "..");
+const own = await open(here);
 let caps = "addon not built";
 try {
   caps = JSON.stringify(nativeCapabilities());
 } catch { /* idem */ }
 console.log(`hotpath benchmark: ${threads} ort thread(s), samples ${samples}, window ${window}, known_id ${refId}, addon ${caps}, load ${load()}`);
 
-const here = resolve(import.meta.dirname, "..");
 const variants: { name: string; lib: Lib; before?: () => void }[] = [];
-const own = await open(here);
 if (caps !== "addon not built") variants.push({ name: "native (applyPlan)", lib: own, before: () => forceRestoreBackend("native") });
 variants.push({ name: "js (same plans)", lib: own, before: () => forceRestoreBackend("js") });
 if (baseline) variants.push({ name: `baseline ${baseline}`, lib: await open(resolve(baseline)) });

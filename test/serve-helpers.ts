@@ -1,6 +1,7 @@
-// Helpers of the service tests: JSON requests and server-sent events through Node's fetch (the
-// undici that Node bundles: the undici 8 package needs Node ≥ 22.19, and rome-node supports 20),
-// against a real server on a loopback port.
+// Helpers of the service tests: JSON requests and server-sent events through undici's request
+// (undici 7: the 8.x line needs Node ≥ 22.19, and rome-node supports 20), against a real server
+// on a loopback port.
+import { request } from "undici";
 
 export interface Answer<T = any> { // eslint-disable-line @typescript-eslint/no-explicit-any
   status: number;
@@ -11,14 +12,14 @@ export interface Answer<T = any> { // eslint-disable-line @typescript-eslint/no-
 /** Sends `body` as JSON (or raw bytes) and parses a JSON answer (bytes otherwise). */
 export async function call(base: string, method: "GET" | "POST" | "DELETE", path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
   const raw = body instanceof Uint8Array;
-  const res = await fetch(base + path, {
+  const res = await request(base + path, {
     method,
     headers: { ...(body === undefined ? {} : { "content-type": raw ? "application/octet-stream" : "application/json" }), ...headers },
-    body: body === undefined ? undefined : raw ? new Blob([body as Uint8Array<ArrayBuffer>]) : JSON.stringify(body),
+    body: body === undefined ? undefined : raw ? Buffer.from(body) : JSON.stringify(body),
   });
-  const type = res.headers.get("content-type") ?? "";
-  const parsed = type.includes("json") ? await res.json() : Buffer.from(await res.arrayBuffer());
-  return { status: res.status, headers: Object.fromEntries(res.headers), body: parsed };
+  const flat = Object.fromEntries(Object.entries(res.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : v ?? ""]));
+  const parsed = (flat["content-type"] ?? "").includes("json") ? await res.body.json() : Buffer.from(await res.body.arrayBuffer());
+  return { status: res.statusCode, headers: flat, body: parsed };
 }
 
 export interface SseEvent { event: string; data: any } // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -28,8 +29,11 @@ export interface SseEvent { event: string; data: any } // eslint-disable-line @t
  * ends the stream; returns every event.
  */
 export async function events(base: string, id: string, onEvent: (e: SseEvent) => void = () => {}, headers: Record<string, string> = {}): Promise<SseEvent[]> {
-  const res = await fetch(`${base}/jobs/${id}/events`, { headers });
-  if (res.status !== 200 || !res.body) throw new Error(`events: status ${res.status}`);
+  const res = await request(`${base}/jobs/${id}/events`, { headers });
+  if (res.statusCode !== 200) {
+    await res.body.dump();
+    throw new Error(`events: status ${res.statusCode}`);
+  }
   const out: SseEvent[] = [];
   const decoder = new TextDecoder();
   let buffer = "";

@@ -54,12 +54,16 @@ export function emitContext(name: string, cfg: ModelConfig, weights: WeightSourc
     weightNames,
     w(wname) {
       if (weightNames.includes(wname)) return wname;
-      // Raw f32 bytes go straight from the source into the serialised graph when it can.
-      const raw = asInputs ? undefined : weights.rawF32?.(wname);
-      const weight = asInputs || raw ? undefined : weights.get(wname);
+      // onnxruntime reads f32 weights from the checkpoint file itself when it can (external data,
+      // mapped, never copied into the graph); otherwise raw f32 bytes go straight from the source
+      // into the serialised graph.
+      const external = asInputs ? undefined : weights.externalF32?.(wname);
+      const raw = asInputs || external ? undefined : weights.rawF32?.(wname);
+      const weight = asInputs || external || raw ? undefined : weights.get(wname);
       const shape = weights.shapeOf?.(wname) ?? weight?.shape ?? weights.get(wname)?.shape;
       if (!shape) throw new RomeError("ERR_MISSING_TENSOR", `segment ${name} needs weight '${wname}', which the model does not have`);
       if (asInputs) b.input(wname, "float32", shape);
+      else if (external) b.externalInitializer(wname, shape, external);
       else if (raw) b.deferredInitializer(wname, shape, raw);
       else b.initializer(wname, shape, weight!.data);
       weightNames.push(wname);

@@ -25,6 +25,12 @@ export interface WeightSource {
    * (a graph being serialised) without any intermediate copy; undefined when it is not stored as f32.
    */
   rawF32?(name: string): { byteLength: number; write(target: Uint8Array): void } | undefined;
+  /**
+   * Where the named weight's raw little-endian f32 bytes lie in a file onnxruntime can read itself
+   * (ONNX external data: the file's folder, its name there, offset and length), after checking
+   * them; undefined when it is not stored as f32 in a file.
+   */
+  externalF32?(name: string): { folder: string; location: string; offset: number; length: number } | undefined;
 }
 
 /** Names of the standard values every segment body reads or must produce. */

@@ -95,6 +95,7 @@ export function buildGradient(forward: GraphBuilderT, opts: GradientOptions): Gr
   for (let i = 0; i <= maxSuffix; i++) b.fresh("");
   for (const v of forward.inputs) b.inputs.push({ ...v, dims: [...v.dims] });
   for (const t of forward.initializers) b.initializers.push(t);
+  b.externalFolder = forward.externalFolder; // the same external initializers, read from the same folder
   for (const n of forward.nodes) b.nodes.push({ op: n.op, inputs: [...n.inputs], outputs: [...n.outputs], attrs: { ...n.attrs } });
 
   const consts = new Map<string, string>();

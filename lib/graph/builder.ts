@@ -2,6 +2,7 @@
 // the caller's weight arrays, nodes with attributes. The node list stays structured (op, inputs,
 // outputs, attributes) so later passes — the reverse-mode gradient pass among them — can read it
 // before it is serialised to a ModelProto for onnxruntime.
+import { RomeError } from "../errors.js";
 import { ProtoWriter, type Deferred } from "./protobuf.js";
 
 export type ElemType = "float32" | "int64" | "int32" | "bool" | "float64" | "uint8" | "int8";
@@ -46,6 +47,16 @@ export interface InitializerDef {
   data: InitData;
   /** Raw little-endian values written into the serialised graph by their source instead of `data`. */
   deferred?: Deferred;
+  /** Values that stay in a file (ONNX external data): its name relative to the session's external-data folder, and the byte range. */
+  external?: ExternalData;
+}
+
+/** Where an external initializer's raw little-endian values lie: `location` in `folder`. */
+export interface ExternalData {
+  folder: string;
+  location: string;
+  offset: number;
+  length: number;
 }
 
 export class GraphBuilder {
@@ -93,6 +104,22 @@ export class GraphBuilder {
     this.initializers.push({ name, elem, dims, data: new Uint8Array(0), deferred });
     return name;
   }
+
+  /**
+   * An initializer onnxruntime reads from a file itself (ONNX external data): nothing is copied
+   * into the serialised graph. The session must be given the folder the location is relative to.
+   */
+  externalInitializer(name: string, dims: number[], external: ExternalData, elem: ElemType = "float32"): string {
+    if (this.externalFolder !== undefined && this.externalFolder !== external.folder) {
+      throw new RomeError("ERR_ARGUMENT", `graph ${this.name}: external data in ${external.folder} and ${this.externalFolder}; one graph reads one folder`);
+    }
+    this.externalFolder = external.folder;
+    this.initializers.push({ name, elem, dims, data: new Uint8Array(0), external });
+    return name;
+  }
+
+  /** The folder the external initializers' locations are relative to (a session of this graph must be given it). */
+  externalFolder?: string;
 
   /** Small constant tensors (shapes, axes, scalars). */
   constInt64(values: number[], dims: number[] = [values.length]): string {
@@ -167,7 +194,12 @@ function encodeTensor(t: InitializerDef): ProtoWriter {
   for (const d of t.dims) w.int(1, d);
   w.int(2, ONNX_TYPE[t.elem]);
   w.string(8, t.name);
-  if (t.deferred) {
+  if (t.external) {
+    for (const [key, value] of [["location", t.external.location], ["offset", String(t.external.offset)], ["length", String(t.external.length)]]) {
+      w.message(13, new ProtoWriter().string(1, key!).string(2, value!)); // external_data: StringStringEntryProto
+    }
+    w.int(14, 1); // data_location: EXTERNAL
+  } else if (t.deferred) {
     w.deferred(9, t.deferred);
   } else {
     w.bytes(9, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));

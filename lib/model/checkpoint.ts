@@ -151,6 +151,19 @@ export class Fingerprint {
     this.sample(name, shape, bytes.byteLength / 4, (i) => view.getFloat32(4 * i, true));
   }
 
+  /** The same from raw little-endian f32 chunks streaming past in order: returns the visitor to give them to. */
+  addChunks(name: string, shape: number[]): (chunk: Uint8Array, first: number) => void {
+    const n = shape.reduce((a, d) => a * d, 1);
+    const stride = Math.max(1, Math.floor(n / 4096));
+    const sample = new Float32Array(Math.ceil(n / stride));
+    this.samples.set(name, { shape, sample });
+    return (chunk, first) => {
+      const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      const end = first + chunk.byteLength / 4;
+      for (let i = Math.ceil(first / stride) * stride; i < end; i += stride) sample[i / stride] = view.getFloat32(4 * (i - first), true);
+    };
+  }
+
   private sample(name: string, shape: number[], n: number, at: (i: number) => number): void {
     const stride = Math.max(1, Math.floor(n / 4096));
     const sample = new Float32Array(Math.ceil(n / stride));

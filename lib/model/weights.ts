@@ -2,6 +2,7 @@
 // tensor afresh (widened to f32), so the process holds no resident JavaScript copy of the model —
 // onnxruntime's sessions hold the copy that computes, and the base weights needed again (edit norms,
 // patching, exports) come back from the file.
+import { basename, dirname } from "node:path";
 import { RomeError } from "../errors.js";
 import type { Weight, WeightSource } from "../arch/types.js";
 import type { SafetensorsFile } from "./safetensors.js";
@@ -36,6 +37,22 @@ export class CheckpointWeights implements WeightSource {
     };
   }
 
+  /**
+   * The named F32 weight as external data: its file's folder and name, byte offset and length. Its
+   * values are checked as they stream past in chunks (never held whole), and `visit` sees them.
+   */
+  externalF32(name: string, visit?: (chunk: Uint8Array, first: number) => void): { folder: string; location: string; offset: number; length: number } | undefined {
+    const at = this.located.get(name);
+    const range = at?.file.rawF32Range(at.stored);
+    if (!at || !range) return undefined;
+    if (this.closed) throw new RomeError("ERR_DISPOSED", `cannot read weight '${name}': the model was disposed`);
+    at.file.scanRawF32(at.stored, (chunk, first) => {
+      checkFiniteRaw(at.file.path, at.stored, chunk, first);
+      visit?.(chunk, first);
+    });
+    return { folder: dirname(at.file.path), location: basename(at.file.path), ...range };
+  }
+
   keys(): IterableIterator<string> {
     return this.located.keys();
   }
@@ -59,11 +76,11 @@ export class CheckpointWeights implements WeightSource {
 
 /** checkFinite on raw little-endian f32 bytes at any alignment: a value is NaN or infinite exactly
  * when its 8 exponent bits (the low 7 bits of byte 3 and the top bit of byte 2) are all ones. */
-function checkFiniteRaw(path: string, name: string, bytes: Uint8Array): void {
+function checkFiniteRaw(path: string, name: string, bytes: Uint8Array, first = 0): void {
   for (let i = 3; i < bytes.length; i += 4) {
     if ((bytes[i]! & 0x7f) === 0x7f && (bytes[i - 1]! & 0x80) !== 0) {
       const value = new DataView(bytes.buffer, bytes.byteOffset + i - 3, 4).getFloat32(0, true);
-      throw new RomeError("ERR_NOT_FINITE", `${path}: tensor '${name}' holds ${value} at index ${(i - 3) / 4}; the checkpoint is corrupt (weights must be finite)`);
+      throw new RomeError("ERR_NOT_FINITE", `${path}: tensor '${name}' holds ${value} at index ${first + (i - 3) / 4}; the checkpoint is corrupt (weights must be finite)`);
     }
   }
 }

@@ -97,25 +97,27 @@ export class Engine {
    * phase "load" in segments; an abort releases the sessions already opened.
    */
   static async create(arch: ArchDescription, cfg: ModelConfig, weights: WeightSource, opts: SessionOptions, call: CallOptions = {}): Promise<Engine> {
-    const compile: (() => Segment)[] = [() => compileEmbed(arch, cfg, weights)];
-    for (let l = 0; l < cfg.nLayer; l++) compile.push(() => compileAttention(arch, cfg, weights, l), () => compileMlp(arch, cfg, weights, l));
-    compile.push(() => compileHead(arch, cfg, weights));
+    // The two segments holding the (V, D) unembedding come first, while little else is resident,
+    // and the head's is not pre-packed (a packed copy would double it). The layers then start a
+    // serialisation buffer of their own size: the large one used for the unembedding is let go.
+    const compile: [() => Segment, SessionOptions][] = [[() => compileEmbed(arch, cfg, weights), opts], [() => compileHead(arch, cfg, weights), { ...opts, prepacking: false }]];
+    for (let l = 0; l < cfg.nLayer; l++) compile.push([() => compileAttention(arch, cfg, weights, l), opts], [() => compileMlp(arch, cfg, weights, l), opts]);
     const sessions: SegmentSession[] = [];
-    const scratch: Scratch = {}; // one serialisation buffer for all segments: no garbage model bytes
+    let scratch: Scratch = {}; // one serialisation buffer for a run of segments: no garbage model bytes
     try {
-      for (const [i, segment] of compile.entries()) {
+      for (const [i, [segment, o]] of compile.entries()) {
         await new Promise((resolve) => setImmediate(resolve));
         throwIfAborted(call.signal);
-        sessions.push(await SegmentSession.create(segment(), opts, scratch));
+        if (i === 2) scratch = {};
+        sessions.push(await SegmentSession.create(segment(), o, scratch));
         call.onProgress?.({ phase: "load", done: i + 1, total: compile.length });
       }
     } catch (e) {
       for (const s of sessions) await s.release();
       throw e;
     }
-    const [embed, ...rest] = sessions;
-    const layers = rest.slice(0, 2 * cfg.nLayer);
-    return new Engine(cfg, embed!, layers.filter((_, i) => i % 2 === 0), layers.filter((_, i) => i % 2 === 1), rest.at(-1)!);
+    const [embed, head, ...layers] = sessions;
+    return new Engine(cfg, embed!, layers.filter((_, i) => i % 2 === 0), layers.filter((_, i) => i % 2 === 1), head!);
   }
 
   /** Token and position embeddings: tok, pos (B, T, D). */

@@ -149,6 +149,7 @@ export class Model {
           if (!raw || fp.has(name)) return raw;
           return { byteLength: raw.byteLength, write(target) { raw.write(target); fp.addRaw(name, source.shapeOf(name)!, target); } };
         },
+        externalF32: (name) => source.externalF32(name, fp.has(name) ? undefined : fp.addChunks(name, source.shapeOf(name)!)),
       };
       const engine = await Engine.create(ckpt.arch, ckpt.config, sampled, { threads, spinning }, { signal, onProgress });
       for (const name of source.keys()) if (!fp.has(name)) fp.add(name, source.get(name)!);

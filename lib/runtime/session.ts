@@ -10,7 +10,14 @@ import { ortThreading, type ThreadingOptions } from "./threading.js";
 export type Feed = { data: Float32Array | BigInt64Array; dims: number[] };
 
 /** Threads (default 1: the machine's cores are shared with the addon) and spinning (default off). */
-export type SessionOptions = ThreadingOptions;
+export interface SessionOptions extends ThreadingOptions {
+  /**
+   * Let onnxruntime pre-pack constant weights at creation (a packed copy that its matrix kernels
+   * read faster). Default true. Off for the head: its unembedding is the largest weight, and
+   * packing it costs a second copy while the session is created.
+   */
+  prepacking?: boolean;
+}
 
 /** A reusable serialisation buffer for creating sessions one after another. */
 export interface Scratch {
@@ -33,8 +40,15 @@ export class SegmentSession {
     try {
       const bytes = graph.toBytes(undefined, undefined, scratch?.bytes);
       if (scratch && bytes.buffer !== scratch.bytes?.buffer) scratch.bytes = bytes;
+      const threading = ortThreading(opts);
       const session = await ort.InferenceSession.create(bytes, {
-        ...ortThreading(opts),
+        ...threading,
+        extra: { session: {
+          ...(threading.extra as { session: Record<string, unknown> }).session,
+          ...(opts.prepacking === false ? { disable_prepacking: "1" } : {}),
+          // external initializers (weights onnxruntime maps from the checkpoint itself) are named relative to this folder
+          ...(graph.externalFolder !== undefined ? { model_external_initializers_file_folder_path: graph.externalFolder } : {}),
+        } },
         graphOptimizationLevel: "all",
         logSeverityLevel: 3,
       });
