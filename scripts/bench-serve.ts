@@ -6,14 +6,13 @@
 // server. The server is a child process (`rome-node serve`); the machine may be shared, so compare
 // the columns of one run. Goals: /predict at c=8 ≥ 80% of in-process; /health p99 < 50 ms.
 import { spawn, type ChildProcess } from "node:child_process";
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import autocannon from "autocannon";
 import { Model } from "../lib/runtime/model.js";
-import { writeSafetensors, type TensorToWrite } from "../lib/model/safetensors.js";
 import { arg, printTable, writeResults } from "./bench-util.js";
-import { randomGpt2 } from "./random-model.js";
+import { writeRandomGpt2Small } from "./random-model.js";
 
 const duration = Number(arg("duration") ?? 10);
 const samples = Number(arg("samples") ?? 10);
@@ -25,19 +24,6 @@ const PROMPTS = [
   "Castle of Berkbre is",
 ];
 
-/** A GPT-2-small-shaped checkpoint with random weights and GPT-2's tokenizer files. */
-function writeGpt2Small(dir: string): void {
-  const { arch, config, weights } = randomGpt2({}, 1);
-  const tensors: Record<string, TensorToWrite> = {};
-  for (const [name, w] of weights) tensors[arch.prefixes[0] + name] = { dtype: "F32", shape: w.shape, data: w.data };
-  writeSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt" });
-  writeFileSync(join(dir, "config.json"), JSON.stringify({
-    model_type: "gpt2", architectures: ["GPT2LMHeadModel"], vocab_size: config.vocabSize, n_positions: config.nPositions,
-    n_embd: config.nEmbd, n_layer: config.nLayer, n_head: config.nHead, n_inner: config.nInner, activation_function: config.activation,
-    layer_norm_epsilon: config.layerNormEps, bos_token_id: config.bosTokenId, eos_token_id: config.eosTokenId, tie_word_embeddings: true,
-  }));
-  for (const f of ["vocab.json", "merges.txt"]) copyFileSync(join("models", "tiny-gpt2-random", f), join(dir, f));
-}
 
 /** Starts `rome-node serve` on a free port; resolves with its URL once it listens. */
 function startServer(model: string): Promise<{ child: ChildProcess; url: string }> {
@@ -98,7 +84,7 @@ const dir = mkdtempSync(join(tmpdir(), "rome-bench-serve-"));
 const rows: Record<string, string | number>[] = [];
 const record: Record<string, unknown> = {};
 try {
-  writeGpt2Small(dir);
+  writeRandomGpt2Small(dir);
   console.log(`serve benchmark: ${duration} s per measurement, trace samples ${samples}; machine may be shared: compare the columns of one run`);
   for (const [name, path] of [["TinyFacts", join("models", "tinyfacts")], ["GPT-2-small shape", dir]] as const) {
     const server = await startServer(path);

@@ -4,15 +4,14 @@
 // layer with cached statistics: in-thread, then with the worker host (Model.load(dir, { worker: true })),
 // in one run, with an idle phase as the baseline of the machine's own scheduling delays. The goal:
 // with the worker host, the timer is never late by more than 20 ms.
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { performance } from "node:perf_hooks";
 import { join } from "node:path";
 import { computeStats, HostedModel, Model, rome, traceKinds } from "../lib/index.js";
-import { writeSafetensors, type TensorToWrite } from "../lib/model/safetensors.js";
 import { readKnownFacts } from "../lib/trace/known.js";
 import { arg, printTable, writeResults } from "./bench-util.js";
-import { randomGpt2 } from "./random-model.js";
+import { writeRandomGpt2Small } from "./random-model.js";
 
 const samples = Number(arg("samples") ?? 10);
 const steps = Number(arg("steps") ?? 20);
@@ -40,23 +39,10 @@ async function watched<T>(fn: () => Promise<T>): Promise<{ value: T; seconds: nu
   return { value, seconds: (performance.now() - t0 - 12) / 1000, lateMs: Math.max(late, performance.now() - last - 10), busy: performance.eventLoopUtilization(elu).utilization };
 }
 
-/** A GPT-2-small-shaped checkpoint with random weights and GPT-2's tokenizer files. */
-function writeCheckpoint(dir: string): void {
-  const { arch, config, weights } = randomGpt2({}, 1);
-  const tensors: Record<string, TensorToWrite> = {};
-  for (const [name, w] of weights) tensors[arch.prefixes[0] + name] = { dtype: "F32", shape: w.shape, data: w.data };
-  writeSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt" });
-  writeFileSync(join(dir, "config.json"), JSON.stringify({
-    model_type: "gpt2", architectures: ["GPT2LMHeadModel"], vocab_size: config.vocabSize, n_positions: config.nPositions,
-    n_embd: config.nEmbd, n_layer: config.nLayer, n_head: config.nHead, n_inner: config.nInner, activation_function: config.activation,
-    layer_norm_epsilon: config.layerNormEps, bos_token_id: config.bosTokenId, eos_token_id: config.eosTokenId, tie_word_embeddings: true,
-  }));
-  for (const f of ["vocab.json", "merges.txt"]) copyFileSync(join("models", "tiny-gpt2-random", f), join(dir, f));
-}
 
 const dir = mkdtempSync(join(tmpdir(), "rome-bench-host-"));
 try {
-  writeCheckpoint(dir);
+  writeRandomGpt2Small(dir);
   const known = readKnownFacts("data/known_1000.json");
   const fact = known[0]!;
   const traceOptions = { prompt: fact.prompt, subject: fact.subject, samples };

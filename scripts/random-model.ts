@@ -11,6 +11,7 @@ import { gpt2 } from "../lib/arch/gpt2.js";
 import { llama } from "../lib/arch/llama.js";
 import type { ArchDescription, Weights } from "../lib/arch/types.js";
 import type { ModelConfig } from "../lib/model/config.js";
+import { writeSafetensors as writeTensors, type TensorToWrite } from "../lib/model/safetensors.js";
 
 /** GPT-2 small: 12 layers, d 768, 12 heads, 3072 MLP, 50257 tokens, 1024 positions. */
 export const GPT2_SMALL: ModelConfig = {
@@ -270,4 +271,21 @@ export function writeRandomLlamaCheckpoint(dir: string, cfg: Partial<ModelConfig
   }, null, 2));
   for (const f of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join(tokenizerDir, f), join(dir, f));
   return size;
+}
+
+/**
+ * randomGpt2's GPT-2-small-shaped model (seed 1) as a Hugging Face directory with GPT-2's tokenizer
+ * files (from models/tiny-gpt2-random), for the benchmarks that load a checkpoint from disk.
+ */
+export function writeRandomGpt2Small(dir: string): void {
+  const { arch, config, weights } = randomGpt2({}, 1);
+  const tensors: Record<string, TensorToWrite> = {};
+  for (const [name, w] of weights) tensors[arch.prefixes[0] + name] = { dtype: "F32", shape: w.shape, data: w.data };
+  writeTensors(join(dir, "model.safetensors"), tensors, { format: "pt" });
+  writeFileSync(join(dir, "config.json"), JSON.stringify({
+    model_type: "gpt2", architectures: ["GPT2LMHeadModel"], vocab_size: config.vocabSize, n_positions: config.nPositions,
+    n_embd: config.nEmbd, n_layer: config.nLayer, n_head: config.nHead, n_inner: config.nInner, activation_function: config.activation,
+    layer_norm_epsilon: config.layerNormEps, bos_token_id: config.bosTokenId, eos_token_id: config.eosTokenId, tie_word_embeddings: true,
+  }));
+  for (const f of ["vocab.json", "merges.txt"]) copyFileSync(join("models", "tiny-gpt2-random", f), join(dir, f));
 }

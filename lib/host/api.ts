@@ -14,31 +14,27 @@ type Fn<N extends HostedFunctionName> = (typeof HOSTED_FUNCTIONS)[N]["fn"];
 /** The in-thread signature, and with a HostedModel the same arguments resolving asynchronously. */
 export type Hostable<F extends (...args: never[]) => unknown> = F & ((...args: WithHosted<Parameters<F>>) => Promise<Awaited<ReturnType<F>>>);
 
-function hostable<N extends HostedFunctionName>(name: N): Hostable<Fn<N>> {
+/** The in-thread function, or with a HostedModel the same arguments sent to its worker by `send`. */
+function dispatch(name: HostedFunctionName, send: (m: HostedModel, rest: unknown[]) => unknown): (...args: unknown[]) => unknown {
   const { fn, model } = HOSTED_FUNCTIONS[name];
-  const call = (...args: unknown[]): unknown => {
+  return (...args: unknown[]): unknown => {
     const m = args[model];
     if (!(m instanceof HostedModel)) return (fn as (...a: unknown[]) => unknown)(...args);
     const rest = [...args];
     rest[model] = null;
-    return m.callFunction(name, rest);
+    return send(m, rest);
   };
-  return call as Hostable<Fn<N>>;
+}
+
+function hostable<N extends HostedFunctionName>(name: N): Hostable<Fn<N>> {
+  return dispatch(name, (m, rest) => m.callFunction(name, rest)) as Hostable<Fn<N>>;
 }
 
 /** A function returning an async iterator: with a HostedModel, the same iterator, each step run on the worker. */
 export type HostableStream<F extends (...args: never[]) => unknown> = F & ((...args: WithHosted<Parameters<F>>) => ReturnType<F>);
 
 function hostableStream<N extends HostedStreamName>(name: N): HostableStream<Fn<N>> {
-  const { fn, model } = HOSTED_FUNCTIONS[name];
-  const call = (...args: unknown[]): unknown => {
-    const m = args[model];
-    if (!(m instanceof HostedModel)) return (fn as (...a: unknown[]) => unknown)(...args);
-    const rest = [...args];
-    rest[model] = null;
-    return m.streamFunction(name, rest);
-  };
-  return call as HostableStream<Fn<N>>;
+  return dispatch(name, (m, rest) => m.streamFunction(name, rest)) as HostableStream<Fn<N>>;
 }
 
 export const trace = hostable("trace");
