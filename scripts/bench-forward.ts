@@ -2,7 +2,7 @@
 //
 // --model llama: a TinyLlama-1.1B-shaped Llama (22 layers × 2048, grouped-query attention 32:4,
 // random weights from scripts/random-model.ts, about 4.4 GB of f32 weights: run it alone on the
-// machine, alone where machines are shared). By default it is written as a
+// machine). By default it is written as a
 // Hugging Face checkpoint (safetensors, the Llama 2-style test tokenizer) to a temporary folder and
 // loaded with Model.load, as a user would (`--source memory` builds it in memory instead). It
 // reports load time, tokens/s and peak RSS; the one-graph comparison is left out (a 1.1B-parameter
