@@ -2,6 +2,7 @@
 // tensor afresh (widened to f32), so the process holds no resident JavaScript copy of the model —
 // onnxruntime's sessions hold the copy that computes, and the base weights needed again (edit norms,
 // patching, exports) come back from the file.
+import { endianness } from "node:os";
 import { basename, dirname } from "node:path";
 import { RomeError } from "../errors.js";
 import type { Weight, WeightSource } from "../arch/types.js";
@@ -75,12 +76,25 @@ export class CheckpointWeights implements WeightSource {
 }
 
 /** checkFinite on raw little-endian f32 bytes at any alignment: a value is NaN or infinite exactly
- * when its 8 exponent bits (the low 7 bits of byte 3 and the top bit of byte 2) are all ones. */
+ * when its 8 exponent bits are all ones. Aligned bytes on a little-endian host are read as 32-bit
+ * words (4× fewer steps; this scan is a large part of a load); others byte by byte, where the
+ * exponent is the low 7 bits of byte 3 and the top bit of byte 2. */
 function checkFiniteRaw(path: string, name: string, bytes: Uint8Array, first = 0): void {
-  for (let i = 3; i < bytes.length; i += 4) {
-    if ((bytes[i]! & 0x7f) === 0x7f && (bytes[i - 1]! & 0x80) !== 0) {
-      const value = new DataView(bytes.buffer, bytes.byteOffset + i - 3, 4).getFloat32(0, true);
-      throw new RomeError("ERR_NOT_FINITE", `${path}: tensor '${name}' holds ${value} at index ${first + (i - 3) / 4}; the checkpoint is corrupt (weights must be finite)`);
+  if (LITTLE_ENDIAN && bytes.byteOffset % 4 === 0 && bytes.byteLength % 4 === 0) {
+    const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+    for (let i = 0; i < words.length; i++) {
+      if ((words[i]! & 0x7f800000) === 0x7f800000) notFinite(path, name, bytes, 4 * i + 3, first);
     }
+    return;
   }
+  for (let i = 3; i < bytes.length; i += 4) {
+    if ((bytes[i]! & 0x7f) === 0x7f && (bytes[i - 1]! & 0x80) !== 0) notFinite(path, name, bytes, i, first);
+  }
+}
+
+const LITTLE_ENDIAN = endianness() === "LE";
+
+function notFinite(path: string, name: string, bytes: Uint8Array, i: number, first: number): never {
+  const value = new DataView(bytes.buffer, bytes.byteOffset + i - 3, 4).getFloat32(0, true);
+  throw new RomeError("ERR_NOT_FINITE", `${path}: tensor '${name}' holds ${value} at index ${first + (i - 3) / 4}; the checkpoint is corrupt (weights must be finite)`);
 }
