@@ -7,10 +7,14 @@ import { basename, dirname } from "node:path";
 import { RomeError } from "../errors.js";
 import type { Weight, WeightSource } from "../arch/types.js";
 import type { SafetensorsFile } from "./safetensors.js";
+import { weightScanner } from "./scan.js";
 import { checkFinite } from "./validate.js";
 
 export class CheckpointWeights implements WeightSource {
   private closed = false;
+  private readonly scans: Promise<void>[] = [];
+  private failed?: Error;
+  private readonly scanned = new Set<string>(); // weights whose check has started
 
   /** `located`: canonical name → the file holding it, its stored name and its checked shape. */
   constructor(private readonly files: readonly SafetensorsFile[], private readonly located: Map<string, { file: SafetensorsFile; stored: string; shape: number[] }>) {}
@@ -40,18 +44,29 @@ export class CheckpointWeights implements WeightSource {
 
   /**
    * The named F32 weight as external data: its file's folder and name, byte offset and length. Its
-   * values are checked as they stream past in chunks (never held whole), and `visit` sees them.
+   * values are checked on a worker thread meanwhile (`checked()` waits for the result); with
+   * `sample`, it receives the values at every `stride`-th index. Throws the first failed check of an
+   * earlier weight, if one has come back already. A weight is checked once.
    */
-  externalF32(name: string, visit?: (chunk: Uint8Array, first: number) => void): { folder: string; location: string; offset: number; length: number } | undefined {
+  externalF32(name: string, sample?: { stride: number; take(values: Float32Array): void }): { folder: string; location: string; offset: number; length: number } | undefined {
     const at = this.located.get(name);
     const range = at?.file.rawF32Range(at.stored);
     if (!at || !range) return undefined;
     if (this.closed) throw new RomeError("ERR_DISPOSED", `cannot read weight '${name}': the model was disposed`);
-    at.file.scanRawF32(at.stored, (chunk, first) => {
-      checkFiniteRaw(at.file.path, at.stored, chunk, first);
-      visit?.(chunk, first);
-    });
+    if (this.failed) throw this.failed;
+    if (this.scanned.has(name) && !sample) return { folder: dirname(at.file.path), location: basename(at.file.path), ...range };
+    this.scanned.add(name);
+    const scan = weightScanner.scan(at.file.path, at.stored, range.offset, range.length, sample?.stride ?? range.length);
+    this.scans.push(scan.then((values) => sample?.take(values), (e: Error) => {
+      this.failed ??= e;
+    }));
     return { folder: dirname(at.file.path), location: basename(at.file.path), ...range };
+  }
+
+  /** Waits for the checks `externalF32` started; rejects with the first that failed (ERR_NOT_FINITE). */
+  async checked(): Promise<void> {
+    await Promise.all(this.scans.splice(0));
+    if (this.failed) throw this.failed;
   }
 
   keys(): IterableIterator<string> {

@@ -163,9 +163,15 @@ export class Model {
           if (!raw || fp.has(name)) return raw;
           return { byteLength: raw.byteLength, write(target) { raw.write(target); fp.addRaw(name, source.shapeOf(name)!, target); } };
         },
-        externalF32: (name) => source.externalF32(name, fp.has(name) ? undefined : fp.addChunks(name, source.shapeOf(name)!)),
+        externalF32: (name) => source.externalF32(name, fp.has(name) ? undefined : fp.addSampled(name, source.shapeOf(name)!)),
       };
       const engine = await Engine.create(ckpt.arch, ckpt.config, sampled, { threads, spinning, memoryArena }, { signal, onProgress });
+      try {
+        await source.checked(); // the f32 weights onnxruntime read from the file, checked meanwhile on a worker thread
+      } catch (e) {
+        await engine.release();
+        throw e;
+      }
       for (const name of source.keys()) if (!fp.has(name)) fp.add(name, source.get(name)!);
       return new Model({
         arch: ckpt.arch, config: ckpt.config, weights: source, engine, threads, spinning, memoryArena, batchSize, tokenizer, sourceDir: dir,
