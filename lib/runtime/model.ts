@@ -32,15 +32,14 @@ export interface LoadOptions {
   worker?: boolean;
   /**
    * Added to the OS nice value of the thread that loads and runs the model, and so of onnxruntime's
-   * threads, which it creates at load: a higher value lets the caller's thread take a shared core
-   * sooner. Default WORKER_NICE (10) with `worker: true` (the worker thread only), 0 in-thread (which
-   * would lower the caller's own thread). Range 0–19. Linux with the native addon; ignored elsewhere.
+   * threads, which it creates at load: with `worker: true` a higher value lets the caller's thread
+   * take a shared core sooner, but the model then also yields to every other process (on a busy
+   * machine a worker at +10 loaded 6× slower; docs/worker-host.md). In-thread it would lower the
+   * caller's own thread. Default 0; range 0–19. Linux with the native addon; ignored elsewhere.
    */
   nice?: number;
 }
 const LOAD_OPTIONS = ["threads", "spinning", "batchSize", "worker", "nice"] as const;
-/** The worker host's default `nice`: see docs/worker-host.md for the measurement behind it. */
-export const WORKER_NICE = 10;
 
 function checkLoadOptions(options: LoadOptions): { threads: number; batchSize: number; spinning: boolean; nice: number } {
   const spinning = options.spinning ?? false;
@@ -150,7 +149,7 @@ export class Model {
     const { worker, signal, onProgress, ...inThread } = options;
     if (worker) {
       checkLoadOptions(inThread); // here, before a worker starts
-      return HostedModel.load(dir, { ...inThread, nice: inThread.nice ?? WORKER_NICE });
+      return HostedModel.load(dir, inThread);
     }
     const { threads, batchSize, spinning, nice } = checkLoadOptions(inThread);
     niceThisThread(nice);
