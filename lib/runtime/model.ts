@@ -34,7 +34,7 @@ export interface LoadOptions {
    * Added to the OS nice value of the thread that loads and runs the model, and so of onnxruntime's
    * threads, which it creates at load: with `worker: true` a higher value lets the caller's thread
    * take a shared core sooner, but the model then also yields to every other process (on a busy
-   * machine a worker at +10 loaded 6× slower; docs/worker-host.md). In-thread it would lower the
+   * machine a worker at +10 traced about 3× slower; docs/host-latency.md). In-thread it would lower the
    * caller's own thread. Default 0; range 0–19. Linux with the native addon; ignored elsewhere.
    */
   nice?: number;
