@@ -13,6 +13,7 @@ import { throwIfAborted, type CallOptions } from "./call.js";
 import { Engine, SITES, type RunResult, type Site } from "./engine.js";
 import { EditSet, type EditSelection } from "./edits.js";
 import { ModelResources } from "./resources.js";
+import type { SessionOptions } from "./session.js";
 import { logSoftmaxAt, pickToken, seededRandom, softmax, topK } from "./sampling.js";
 
 export interface LoadOptions {
@@ -23,6 +24,14 @@ export interface LoadOptions {
    * compete with any other process for shared cores (2 threads measured 10× slower than 1).
    */
   spinning?: boolean;
+  /**
+   * Keep an onnxruntime CPU memory arena (and memory patterns) per session. Default false: every
+   * segment's arena would hold the intermediates of its largest batch for the model's lifetime, and
+   * with one session per half-block those add up (on the GPT-2-small shape a 3-kind trace peaked at
+   * 4.3× the checkpoint with arenas, 2.0× without); without it each run's intermediates are freed
+   * when it ends. True can be a little faster for many small calls.
+   */
+  memoryArena?: boolean;
   /** Prompts per engine batch in batched calls (nextTokenLogits, logprob). Default 64; 1–4096. */
   batchSize?: number;
   /**
@@ -39,12 +48,14 @@ export interface LoadOptions {
    */
   nice?: number;
 }
-const LOAD_OPTIONS = ["threads", "spinning", "batchSize", "worker", "nice"] as const;
+const LOAD_OPTIONS = ["threads", "spinning", "memoryArena", "batchSize", "worker", "nice"] as const;
 
-function checkLoadOptions(options: LoadOptions): { threads: number; batchSize: number; spinning: boolean; nice: number } {
+function checkLoadOptions(options: LoadOptions): { threads: number; batchSize: number; spinning: boolean; memoryArena: boolean; nice: number } {
   const spinning = options.spinning ?? false;
   if (typeof spinning !== "boolean") throw new RomeError("ERR_ARGUMENT", `spinning must be true or false, received ${JSON.stringify(spinning)}`);
-  return { threads: checkInt("threads", options.threads ?? 1, 1, 64), batchSize: checkInt("batchSize", options.batchSize ?? 64, 1, 4096), spinning,
+  const memoryArena = options.memoryArena ?? false;
+  if (typeof memoryArena !== "boolean") throw new RomeError("ERR_ARGUMENT", `memoryArena must be true or false, received ${JSON.stringify(memoryArena)}`);
+  return { threads: checkInt("threads", options.threads ?? 1, 1, 64), batchSize: checkInt("batchSize", options.batchSize ?? 64, 1, 4096), spinning, memoryArena,
     nice: checkInt("nice", options.nice ?? 0, 0, 19) };
 }
 
@@ -108,6 +119,8 @@ export class Model {
   readonly threads: number;
   /** Whether onnxruntime's intra-op threads spin (LoadOptions.spinning). */
   readonly spinning: boolean;
+  /** Whether onnxruntime sessions keep a memory arena (LoadOptions.memoryArena). */
+  readonly memoryArena: boolean;
   readonly batchSize: number;
   /** Edits applied to this model (low-rank factors beside the unchanged base weights). */
   readonly edits: EditSet;
@@ -120,7 +133,7 @@ export class Model {
   private readonly tok?: Tokenizer;
   private readonly onDispose?: () => void;
 
-  private constructor(init: { arch: ArchDescription; config: ModelConfig; weights: WeightSource; fingerprint: string; engine: Engine; tokenizer?: Tokenizer; threads: number; spinning: boolean; batchSize: number; sourceDir?: string; storedNames?: Map<string, string>; onDispose?: () => void }) {
+  private constructor(init: { arch: ArchDescription; config: ModelConfig; weights: WeightSource; fingerprint: string; engine: Engine; tokenizer?: Tokenizer; threads: number; spinning: boolean; memoryArena: boolean; batchSize: number; sourceDir?: string; storedNames?: Map<string, string>; onDispose?: () => void }) {
     this.arch = init.arch;
     this.config = init.config;
     this.weights = init.weights;
@@ -129,6 +142,7 @@ export class Model {
     this.tok = init.tokenizer;
     this.threads = init.threads;
     this.spinning = init.spinning;
+    this.memoryArena = init.memoryArena;
     this.batchSize = init.batchSize;
     this.sourceDir = init.sourceDir;
     this.storedNames = init.storedNames ?? new Map([...init.weights.keys()].map((k) => [k, init.arch.prefixes[0] + k]));
@@ -151,7 +165,7 @@ export class Model {
       checkLoadOptions(inThread); // here, before a worker starts
       return HostedModel.load(dir, inThread);
     }
-    const { threads, batchSize, spinning, nice } = checkLoadOptions(inThread);
+    const { threads, batchSize, spinning, memoryArena, nice } = checkLoadOptions(inThread);
     niceThisThread(nice);
     const ckpt = openCheckpoint(dir);
     try {
@@ -175,12 +189,18 @@ export class Model {
           if (!raw || fp.has(name)) return raw;
           return { byteLength: raw.byteLength, write(target) { raw.write(target); fp.addRaw(name, source.shapeOf(name)!, target); } };
         },
-        externalF32: (name) => source.externalF32(name, fp.has(name) ? undefined : fp.addChunks(name, source.shapeOf(name)!)),
+        externalF32: (name) => source.externalF32(name, fp.has(name) ? undefined : fp.addSampled(name, source.shapeOf(name)!)),
       };
-      const engine = await Engine.create(ckpt.arch, ckpt.config, sampled, { threads, spinning }, { signal, onProgress });
+      const engine = await Engine.create(ckpt.arch, ckpt.config, sampled, { threads, spinning, memoryArena }, { signal, onProgress });
+      try {
+        await source.checked(); // the f32 weights onnxruntime read from the file, checked meanwhile on a worker thread
+      } catch (e) {
+        await engine.release();
+        throw e;
+      }
       for (const name of source.keys()) if (!fp.has(name)) fp.add(name, source.get(name)!);
       return new Model({
-        arch: ckpt.arch, config: ckpt.config, weights: source, engine, threads, spinning, batchSize, tokenizer, sourceDir: dir,
+        arch: ckpt.arch, config: ckpt.config, weights: source, engine, threads, spinning, memoryArena, batchSize, tokenizer, sourceDir: dir,
         storedNames: ckpt.storedNames, fingerprint: fp.digest(), onDispose: () => source.close(),
       });
     } catch (e) {
@@ -192,13 +212,18 @@ export class Model {
   /** Builds a model from weights in memory (tests, benchmarks, converted checkpoints). */
   static async fromWeights(arch: ArchDescription, config: ModelConfig, weights: Weights,
     options: Omit<LoadOptions, "worker"> & { tokenizer?: Tokenizer; fingerprint?: string; sourceDir?: string; storedNames?: Map<string, string> } = {}): Promise<Model> {
-    const { threads, batchSize, spinning, nice } = checkLoadOptions(options);
+    const { threads, batchSize, spinning, memoryArena, nice } = checkLoadOptions(options);
     niceThisThread(nice);
-    const engine = await Engine.create(arch, config, weights, { threads, spinning });
+    const engine = await Engine.create(arch, config, weights, { threads, spinning, memoryArena });
     return new Model({
-      arch, config, weights, engine, threads, spinning, batchSize, tokenizer: options.tokenizer, sourceDir: options.sourceDir, storedNames: options.storedNames,
+      arch, config, weights, engine, threads, spinning, memoryArena, batchSize, tokenizer: options.tokenizer, sourceDir: options.sourceDir, storedNames: options.storedNames,
       fingerprint: options.fingerprint ?? fingerprint(config, weights),
     });
+  }
+
+  /** The options of every onnxruntime session the model creates (segments, gradient graphs). */
+  get sessionOptions(): SessionOptions {
+    return { threads: this.threads, spinning: this.spinning, memoryArena: this.memoryArena };
   }
 
   get tokenizer(): Tokenizer {
