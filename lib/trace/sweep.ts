@@ -159,8 +159,8 @@ async function runChunk(ctx: SweepContext, t: number, plans: Restoration[], buf:
           const size = rows * cfg.nKvHead * t * cfg.headDim;
           kv = { key: buf.key.subarray(0, size), value: buf.value.subarray(0, size) };
         }
-        past.run(kv.key, [ctx.cache.key[layer]!]);
-        past.run(kv.value, [ctx.cache.value[layer]!]);
+        past.run(kv.key, [ctx.cache.key[layer]!, kv.key]);
+        past.run(kv.value, [ctx.cache.value[layer]!, kv.value]);
       }
       const a = await engine.attn(layer, batch, states(cur), bias.subarray(0, rows * Tp * T), t > 0 ? kv : undefined, { meter: ctx.meter, component: false, into: states(out) });
       patchPlan(ctx, active, layer, "attn", t, Tp).run(a.residMid, [states(cur)]);
@@ -233,13 +233,19 @@ function patchPlan(ctx: SweepContext, active: Restoration[], layer: number, site
   return plan;
 }
 
-/** Plan gathering past keys (or values) for `rows` batch rows, bound slot 0 the corrupted cache
- * (N, H, T, Dh): row r takes sample r mod N's first t positions, into (rows, H, t, Dh). */
+/**
+ * Plan gathering past keys (or values) for `rows` batch rows (a multiple of N), bound slot 0 the
+ * corrupted cache (N, Hkv, T, Dh) and slot 1 the destination itself: row r takes sample r mod N's
+ * first t positions, into (rows, Hkv, t, Dh). The first N rows are gathered, the others copy them
+ * in blocks of N rows (entries run in order).
+ */
 function pastPlan(N: number, rows: number, t: number, T: number, H: number, Dh: number): RestorePlan {
-  const plan = new RestorePlan(Dh, 1);
-  for (let r = 0; r < rows; r++) {
-    for (let h = 0; h < H; h++) plan.copy((r * H + h) * t, t, 0, ((r % N) * H + h) * T);
+  const plan = new RestorePlan(Dh, 2);
+  for (let r = 0; r < N; r++) {
+    for (let h = 0; h < H; h++) plan.copy((r * H + h) * t, t, 0, (r * H + h) * T);
   }
+  const block = N * H * t; // vectors of N rows
+  for (let r = N; r < rows; r += N) plan.copy((r / N) * block, block, 1, 0);
   return plan;
 }
 
