@@ -10,7 +10,7 @@
         "native/common.cc", "native/restore.cc", "native/moment.cc", "native/cholesky.cc", "native/update.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],
-      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "ROME_BLAS_NAME=\"none\""],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS", "ROME_BLAS_NAME=\"none\""],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++14", "-std=gnu++1y"],
       "cflags_cc": ["-std=gnu++17", "-O3", "-ffp-contract=fast", "-fopenmp"],
       "ldflags": ["-fopenmp"],

@@ -1,5 +1,5 @@
 // `npm run bench -- host [--shapes small,xl] [--scenarios load,predict,trace,edit] [--modes in-thread,worker]
-//   [--dir DIR] [--xl-samples 2] [--xl-kinds resid] [--edit-steps 3] [--threads 1]`
+//   [--dir DIR] [--xl-samples 2] [--xl-kinds resid] [--edit-steps 3] [--threads 1] [--arena off,on]`
 //
 // Memory and event-loop figures of one model in one process, per scenario in a fresh child process
 // (so each peak RSS is that scenario's own):
@@ -13,6 +13,8 @@
 // Each scenario runs in-thread and with the worker host (`Model.load(dir, { worker: true })`: the
 // model on a worker thread of the same process, so the child's peak RSS counts the caller's thread
 // and the worker together).
+// `--arena` lists the settings of Model.load's `memoryArena` to run each scenario with (default off,
+// the library's default; "on" is onnxruntime's arena per session, the behaviour before it was an option).
 // Peak RSS is the kernel's high-water mark (VmHWM) of the child, reported over the checkpoint's size.
 // The largest event-loop delay is how late a 10 ms interval timer fired at worst during the phase.
 // Checkpoints are random GPT-2s written by scripts/random-model.ts into `--dir` (default
@@ -81,7 +83,7 @@ async function child(scenario: Scenario, dir: string, shape: Shape, mode: Mode):
   const delay = new LoopDelay();
   delay.start();
   const t0 = performance.now();
-  const model = await Model.load(dir, { threads, worker: mode === "worker" });
+  const model = await Model.load(dir, { threads, worker: mode === "worker", memoryArena: arg("arena") === "on" });
   const loadSeconds = (performance.now() - t0) / 1000;
   const loadMaxDelayMs = delay.stop();
   delay.start();
@@ -142,18 +144,20 @@ async function parent(): Promise<void> {
     if (!(shape in SHAPES)) throw new Error(`unknown shape ${shape}; shapes: ${Object.keys(SHAPES).join(", ")}`);
     const dir = ensureCheckpoint(shape, root);
     const size = statSync(join(dir, "model.safetensors")).size;
-    for (const [scenario, mode] of ((arg("scenarios")?.split(",") ?? SCENARIOS) as Scenario[]).flatMap((s) => ((arg("modes")?.split(",") ?? MODES) as Mode[]).map((m) => [s, m] as const))) {
+    const runs = ((arg("scenarios")?.split(",") ?? SCENARIOS) as Scenario[]).flatMap((s) => ((arg("modes")?.split(",") ?? MODES) as Mode[]).map((m) => [s, m] as const));
+    for (const [scenario, mode, arena] of runs.flatMap(([s, m]) => (arg("arena") ?? "off").split(",").map((a) => [s, m, a] as const))) {
+      if (arena !== "off" && arena !== "on") throw new Error(`--arena takes off and/or on, not ${arena}`);
       if (!SCENARIOS.includes(scenario)) throw new Error(`unknown scenario ${scenario}; scenarios: ${SCENARIOS.join(", ")}`);
       if (!MODES.includes(mode)) throw new Error(`unknown mode ${mode}; modes: ${MODES.join(", ")}`);
-      const args = ["--import=tsx", "scripts/bench-host.ts", "--child", scenario, "--ckpt", dir, "--shape", shape, "--mode", mode];
+      const args = ["--import=tsx", "scripts/bench-host.ts", "--child", scenario, "--ckpt", dir, "--shape", shape, "--mode", mode, "--arena", arena];
       for (const k of ["threads", "xl-samples", "xl-kinds", "edit-steps"]) if (arg(k)) args.push(`--${k}`, arg(k)!);
       const out = execFileSync(process.execPath, args, { encoding: "utf8", maxBuffer: 1 << 26, stdio: ["ignore", "pipe", "inherit"] });
       const line = out.split("\n").find((l) => l.startsWith("RESULT "));
       if (!line) throw new Error(`child ${shape}/${scenario} printed no result:\n${out}`);
       const r = JSON.parse(line.slice(7)) as ChildResult;
-      records.push({ shape, scenario, mode, checkpointBytes: size, ...r });
+      records.push({ shape, scenario, mode, memoryArena: arena === "on", checkpointBytes: size, ...r });
       rows.push({
-        shape, scenario, mode, what: r.what || "-", "load s": r.loadSeconds, "load max delay ms": r.loadMaxDelayMs,
+        shape, scenario, mode, arena, what: r.what || "-", "load s": r.loadSeconds, "load max delay ms": r.loadMaxDelayMs,
         "op s": scenario === "load" ? "-" : r.opSeconds, "op max delay ms": scenario === "load" ? "-" : r.opMaxDelayMs,
         "peak RSS GB": r.peakRssBytes / 1e9, "peak / checkpoint": r.peakRssBytes / size,
       });

@@ -6,6 +6,7 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RomeError } from "../lib/errors.js";
 import { loadCheckpoint } from "../lib/model/checkpoint.js";
+import { Model } from "../lib/runtime/model.js";
 import { SafetensorsFile, writeSafetensors } from "../lib/model/safetensors.js";
 import { tempDir, TINYFACTS } from "./helpers.js";
 
@@ -146,4 +147,15 @@ test("a tensor stored in two shards is ERR_SHARD_INDEX naming it", (t) => {
   const e = loadError(dir);
   t.is(e.code, "ERR_SHARD_INDEX");
   t.true(e.message.includes(`'${names[39]}'`));
+});
+
+test("Model.load checks the weights onnxruntime maps from the file: a NaN early or late is ERR_NOT_FINITE, no model", async (t) => {
+  // the f32 weights are checked on a scan thread while the sessions are built: a bad value in the
+  // first segment's weight and one in the last layer's both fail the load, naming tensor and index
+  for (const [name, index] of [["transformer.wte.weight", 5], ["transformer.h.5.mlp.c_proj.weight", 1000]] as const) {
+    const dir = variant(t, (w) => { w[name]!.data[index] = NaN; });
+    const e = await t.throwsAsync(Model.load(dir), { instanceOf: RomeError }) as RomeError;
+    t.is(e.code, "ERR_NOT_FINITE");
+    t.true(e.message.includes(`'${name}'`) && e.message.includes(`index ${index};`), e.message);
+  }
 });

@@ -9,6 +9,7 @@ import { performance } from "node:perf_hooks";
 import { computeStats, exportEdits, HostedModel, loadEdits, loadStats, Model, rome, RomeError, trace, traceDatasetFacts, traceKinds, type FactTrace, type RankOneEdit } from "../lib/index.js";
 import { readKnownFacts } from "../lib/trace/known.js";
 import { AbortError } from "../lib/runtime/call.js";
+import type { ToWorker } from "../lib/host/protocol.js";
 import { tempDir, TINYFACTS } from "./helpers.js";
 
 const PROMPTS = ["Castle of Berkbre is located in the city of", "Tower of Deathproust can be found in the city of"];
@@ -185,11 +186,31 @@ test.serial("the event loop stays free during a long hosted call", async (t) => 
 test.serial("a dead worker rejects pending and later calls with ERR_WORKER", async (t) => {
   const doomed = await Model.load(TINYFACTS, { worker: true });
   const pending = traceKinds(doomed, TRACE, ["resid", "mlp", "attn"]);
-  await (doomed as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+  // the worker dies between two runs, as a fatal error in it would (never terminate(): see hosted-model.ts)
+  (doomed as unknown as { worker: { postMessage(m: ToWorker): void } }).worker.postMessage({ type: "exit", code: 3 });
   await t.throwsAsync(pending, { instanceOf: RomeError, code: "ERR_WORKER" });
   await t.throwsAsync(doomed.predict(PROMPTS), { instanceOf: RomeError, code: "ERR_WORKER" });
 
   await t.throwsAsync(Model.load(join(TINYFACTS, "missing"), { worker: true }), { instanceOf: RomeError, code: "ERR_MODEL_DIR" });
+});
+
+// onnxruntime's binding aborts the process (std::terminate) when a thread ends inside one of its
+// calls; Worker.terminate() mid-trace did so within a few rounds. Disposing, or dying, mid-trace
+// must end the worker between two runs instead: the test process survives every round.
+test.serial("disposing or dying mid-trace ends the worker between runs: 6 rounds, the process survives, calls reject with ERR_WORKER", async (t) => {
+  for (const [round, delayMs] of [0, 15, 40, 80, 150, 300].entries()) {
+    const m = await Model.load(TINYFACTS, { worker: true });
+    // with a signal, the worker aborts the trace when disposed; a call without one (the predict) runs to its end first
+    const pending = traceKinds(m, { ...TRACE, signal: new AbortController().signal }, ["resid", "mlp", "attn"]);
+    const predicted = m.predict(PROMPTS);
+    await new Promise((r) => setTimeout(r, delayMs));
+    if (round % 2) await m.dispose();
+    else (m as unknown as { worker: { postMessage(x: ToWorker): void } }).worker.postMessage({ type: "exit", code: 3 });
+    await t.throwsAsync(pending, { instanceOf: RomeError, code: "ERR_WORKER" }, `round ${round}`);
+    // the predict may have ended before the worker did
+    await predicted.then((r) => t.is(r.length, PROMPTS.length), (e) => t.like(e, { code: "ERR_WORKER" }));
+    await m.dispose();
+  }
 });
 
 test.serial("dispose ends the worker: calls pending and later reject with ERR_WORKER (runs last)", async (t) => {

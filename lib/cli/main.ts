@@ -142,19 +142,24 @@ withRedisOptions(program.command("trace-dataset")
   .option("--noise <level>", "Gaussian noise level (default: s3 over the dataset's subjects)", num)
   .option("--window <n>", "layers restored together for mlp/attn", positive, 10)
   .option("--heatmaps <dir>", "write per-fact heatmaps here")
-  .option("--plots <dir>", "write averaged plots here"), "facts")
-  .action(async ({ redis, prefix, shardSize, ...o }: { dataset: string; out: string; kinds: TraceKind[]; limit?: number; samples: number; noise?: number; window: number; heatmaps?: string; plots?: string } & RedisFlags) => {
+  .option("--plots <dir>", "write averaged plots here")
+  .option("--edits <files...>", "edits files (exportEdits) applied while every fact is traced"), "facts (on average; shards are cut to similar cost)")
+  .action(async ({ redis, prefix, shardSize, edits, ...o }: { dataset: string; out: string; kinds: TraceKind[]; limit?: number; samples: number; noise?: number; window: number; heatmaps?: string; plots?: string; edits?: string[] } & RedisFlags) => {
     checkParentDir("-o/--out", o.out);
+    for (const f of edits ?? []) checkInputFile("--edits", f);
     if (o.heatmaps) checkOutputDir("--heatmaps", o.heatmaps);
     if (o.plots) checkOutputDir("--plots", o.plots);
     const facts = readKnownFacts(o.dataset); // a malformed dataset fails here, before the model loads
     let bar: Progress | undefined;
     const res = redis
-      ? await traceDatasetOnQueue({ ...o, dataset: facts, model: program.opts().model, redis, prefix, shardSize, ...queueProgress("tracing") })
-      : await withModel(program.opts(), (m) => traceDataset(m, {
-        ...o, dataset: facts,
-        onProgress: (p) => (bar ??= new Progress("tracing (facts)", p.total)).update(p.done),
-      }));
+      ? await traceDatasetOnQueue({ ...o, dataset: facts, model: program.opts().model, redis, prefix, shardSize, edits, ...queueProgress("tracing") })
+      : await withModel(program.opts(), (m) => {
+        for (const [i, f] of (edits ?? []).entries()) for (const e of loadEdits(f, m)) m.edits.apply({ ...e, id: `base-${i}-${e.id}` });
+        return traceDataset(m, {
+          ...o, dataset: facts,
+          onProgress: (p) => (bar ??= new Progress("tracing (facts)", p.total)).update(p.done),
+        });
+      });
     console.log(`traced ${res.traced} facts (${res.resumed} resumed) → ${res.out}; noise level ${res.noiseLevel.toFixed(4)}`);
     for (const [k, avg] of Object.entries(res.averages)) {
       console.log(`${k}: ${avg!.n} correct facts, high ${avg!.highMean.toFixed(4)} low ${avg!.lowMean.toFixed(4)}; peak indirect effect by bucket:`);

@@ -80,7 +80,7 @@ async function build(model: Model, layer: number): Promise<ZSession> {
   b.output(ZG.klLogprobs, lpKl, "float32", ["R", V]);
   const grad = buildGradient(b, { loss: ZG.loss, wrt: [ZG.deltas], keep: [ZG.klEach, ZG.targetLogprobs, ZG.klLogprobs] });
   try {
-    return { session: await SegmentSession.fromGraph(grad, { threads: model.threads, spinning: model.spinning }), weightNames: ctx.weightNames };
+    return { session: await SegmentSession.fromGraph(grad, model.sessionOptions), weightNames: ctx.weightNames };
   } catch (e) {
     throw new RomeError("ERR_ONNX", `onnxruntime rejected the batched target-gradient graph of layer ${layer}: ${(e as Error).message}`, { cause: e });
   }

@@ -117,7 +117,7 @@ async function build(model: Model, layer: number): Promise<ValueSession> {
   b.output(VG.klLogprobs, lpKl, "float32", [1, cfg.vocabSize]);
   const grad = buildGradient(b, { loss: VG.loss, wrt: [VG.delta], keep: [VG.nll, VG.kl, VG.targetLogprobs, VG.klLogprobs] });
   try {
-    return { layer, session: await SegmentSession.fromGraph(grad, { threads: model.threads, spinning: model.spinning }), weightNames: ctx.weightNames };
+    return { layer, session: await SegmentSession.fromGraph(grad, model.sessionOptions), weightNames: ctx.weightNames };
   } catch (e) {
     throw new RomeError("ERR_ONNX", `onnxruntime rejected the value-gradient graph of layer ${layer}: ${(e as Error).message}`, { cause: e });
   }

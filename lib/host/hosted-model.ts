@@ -3,6 +3,8 @@
 // Edits keep a main-thread mirror (the same EditSet code validates and assigns ids synchronously),
 // and each edit operation is posted in order, so any later call sees it. A worker that dies rejects
 // the pending calls and every later call with ERR_WORKER; the model must then be loaded again.
+// The thread is never terminated from outside: onnxruntime's binding aborts the whole process when
+// a thread ends inside one of its calls, so the worker is asked to end and ends by itself.
 // A function that returns an async iterator (traceDatasetFacts) is a stream: the caller's iterator
 // posts one "next" per step, so the worker runs no further ahead than an in-thread loop.
 import { Worker } from "node:worker_threads";
@@ -90,6 +92,9 @@ export class HostedModel {
   private nextId = 1;
   /** Why calls now fail (the worker died or the model was disposed). */
   private failure?: RomeError;
+  private exited = false;
+  /** Settles when the worker thread has ended, once it was asked to (see close). */
+  private closing?: Promise<void>;
 
   private constructor(private readonly worker: Worker, info: ModelInfo) {
     this.config = info.config;
@@ -101,7 +106,10 @@ export class HostedModel {
     this.edits = this.mirror = new MirroredEdits(this, info.config);
     worker.on("message", (m: FromWorker) => this.receive(m));
     worker.on("error", (e: Error) => this.fail(`failed: ${e.message}`));
-    worker.on("exit", (code) => this.fail(`exited with code ${code}`));
+    worker.on("exit", (code) => {
+      this.exited = true;
+      this.fail(`exited with code ${code}`);
+    });
     worker.unref();
   }
 
@@ -125,12 +133,9 @@ export class HostedModel {
       worker.once("message", (m: FromWorker) => {
         worker.off("error", onError);
         worker.off("exit", onExit);
-        if (m.type === "ready") {
-          resolve(new HostedModel(worker, m.info));
-        } else {
-          reject(m.type === "failed" ? reviveError(m.error) : new RomeError("ERR_WORKER", `unexpected first message ${m.type} from the model's worker`));
-          void worker.terminate();
-        }
+        // after "failed" the worker has returned from its entry, and its thread ends by itself
+        if (m.type === "ready") resolve(new HostedModel(worker, m.info));
+        else reject(m.type === "failed" ? reviveError(m.error) : new RomeError("ERR_WORKER", `unexpected first message ${m.type} from the model's worker`));
       });
     });
   }
@@ -196,20 +201,13 @@ export class HostedModel {
   }
 
   /**
-   * Frees the model and ends its worker. Calls still pending reject with ERR_WORKER, and so does
-   * every later call. Disposing twice is harmless.
+   * Frees the model and ends its worker; every later call rejects with ERR_WORKER. The calls still
+   * running that were given a signal are aborted and reject with ERR_WORKER within one batch; the
+   * others run to their end first. Disposing twice is harmless.
    */
   async dispose(): Promise<void> {
-    if (this.failure) return;
-    this.failure = new RomeError("ERR_WORKER", "this model was disposed; load it again to use it");
-    this.worker.ref();
-    const done = new Promise<void>((resolve) => {
-      this.worker.on("message", (m: FromWorker) => m.type === "disposed" && resolve());
-      this.worker.once("exit", () => resolve());
-    });
-    this.worker.postMessage({ type: "dispose" } satisfies ToWorker);
-    await done;
-    await this.worker.terminate();
+    this.failure ??= new RomeError("ERR_WORKER", "this model was disposed; load it again to use it");
+    await this.close();
     this.rejectAll(this.failure);
   }
 
@@ -286,7 +284,7 @@ export class HostedModel {
       this.settle(m.id, p);
     }
     if (m.type === "result") step?.resolve(m.value);
-    else step?.reject(reviveError(m.error, p.signal));
+    else step?.reject(this.failure ?? reviveError(m.error, p.signal)); // while disposing, the worker's aborts are ERR_WORKER
   }
 
   private settle(id: number, p: Pending): void {
@@ -298,14 +296,24 @@ export class HostedModel {
 
   /** Lets the process exit while no call awaits an answer (an open stream between steps does not hold it). */
   private release(): void {
-    if (![...this.pending.values()].some((p) => p.step)) this.worker.unref();
+    if (!this.closing && ![...this.pending.values()].some((p) => p.step)) this.worker.unref();
   }
 
   private fail(why: string): void {
     if (this.failure) return;
     this.failure = new RomeError("ERR_WORKER", `the model's worker thread ${why}; load the model again`);
     this.rejectAll(this.failure);
-    void this.worker.terminate();
+    void this.close();
+  }
+
+  /** Asks the worker to end (unless it has) and settles when its thread has ended. */
+  private close(): Promise<void> {
+    this.closing ??= this.exited ? Promise.resolve() : new Promise<void>((resolve) => {
+      this.worker.ref();
+      this.worker.once("exit", () => resolve());
+      this.worker.postMessage({ type: "dispose" } satisfies ToWorker);
+    });
+    return this.closing;
   }
 
   private rejectAll(error: RomeError): void {

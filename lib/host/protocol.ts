@@ -45,15 +45,23 @@ export type ToWorker =
   /** Ends a stream early (the caller left its loop): answered by a "result" `{ done: true }`. */
   | { type: "return"; id: number }
   | { type: "abort"; id: number }
-  | { type: "dispose" };
+  /**
+   * Ends the worker gracefully: it aborts its calls, waits for them to settle, frees the model and
+   * closes its port, so that its thread ends by itself, never inside an onnxruntime call.
+   */
+  | { type: "dispose" }
+  /**
+   * Ends the thread at once with `code`, between two messages (so never inside an onnxruntime call),
+   * as a fatal error in the worker would: the tests' stand-in for a worker that dies.
+   */
+  | { type: "exit"; code: number };
 
 export type FromWorker =
   | { type: "ready"; info: ModelInfo }
   | { type: "failed"; error: SerializedError }
   | { type: "result"; id: number; value: unknown }
   | { type: "error"; id: number; error: SerializedError }
-  | { type: "callback"; id: number; slot: Slot; args: unknown[] }
-  | { type: "disposed" };
+  | { type: "callback"; id: number; slot: Slot; args: unknown[] };
 
 export interface SerializedError { name: string; message: string; code?: string; stack?: string }
 

@@ -5,6 +5,7 @@
 // stream (an async iterator) lives here between the caller's "next" messages, one step per message,
 // so it runs no further ahead than an in-thread loop would.
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
+import { RomeError } from "../errors.js";
 import { Model } from "../runtime/model.js";
 import { HOSTED_FUNCTIONS, isHostedFunction, isHostedStream } from "./functions.js";
 import { forTransfer, serializeError, type FromWorker, type Target, type ToWorker, type WorkerInit } from "./protocol.js";
@@ -28,22 +29,33 @@ export async function serve(): Promise<void> {
     return;
   }
   post({ type: "ready", info: { config: model.config, fingerprint: model.fingerprint, threads: model.threads, batchSize: model.batchSize, sourceDir: model.sourceDir } });
-  const calls: Calls = { controllers: new Map(), streams: new Map() };
+  const calls: Calls = { controllers: new Map(), streams: new Map(), running: new Set() };
+  let closing = false;
   port.on("message", (m: ToWorker) => {
-    if (m.type === "abort") calls.controllers.get(m.id)?.abort();
-    else if (m.type === "dispose") void dispose(port, model, post);
-    else if (m.type === "next" || m.type === "return") void step(m.id, m.type, calls, post);
+    if (m.type === "exit") process.exit(m.code);
+    else if (m.type === "abort") calls.controllers.get(m.id)?.abort();
+    else if (m.type === "dispose") {
+      if (!closing) void close(port, model, calls);
+      closing = true;
+    } else if (closing) return; // the main thread has rejected this call already
+    else if (m.type === "next" || m.type === "return") track(calls, step(m.id, m.type, calls, post));
     else if (m.stream) open(m, model, calls, post);
-    else void call(m, model, calls, post);
+    else track(calls, call(m, model, calls, post));
   });
 }
 
 type Post = (m: FromWorker, transfer?: ArrayBuffer[]) => void;
 
-/** The calls in flight: their abort controllers, and the open streams (an iterator, or why it could not be made). */
+/** The calls in flight: their abort controllers, the open streams (an iterator, or why it could not be made), and the calls and steps running. */
 interface Calls {
   controllers: Map<number, AbortController>;
   streams: Map<number, AsyncIterator<unknown> | { failed: unknown }>;
+  running: Set<Promise<void>>;
+}
+
+function track(calls: Calls, running: Promise<void>): void {
+  calls.running.add(running);
+  void running.finally(() => calls.running.delete(running));
 }
 
 /** Puts proxies for the call's callbacks and AbortSignal into its arguments. */
@@ -125,8 +137,15 @@ async function invoke(model: Model, target: Target, name: string, args: unknown[
   return self[name]!(...args);
 }
 
-async function dispose(port: MessagePort, model: Model, post: (m: FromWorker) => void): Promise<void> {
+/**
+ * Ends this worker: aborts the calls in flight (each stops within one batch; a call without a signal
+ * runs to its end), waits for them, closes the open streams, frees the model and closes the port,
+ * after which the thread has nothing left to do and ends by itself.
+ */
+async function close(port: MessagePort, model: Model, calls: Calls): Promise<void> {
+  for (const c of calls.controllers.values()) c.abort(new RomeError("ERR_WORKER", "the model is being disposed"));
+  while (calls.running.size > 0) await Promise.allSettled([...calls.running]);
+  for (const it of calls.streams.values()) if (!("failed" in it)) await it.return?.().catch(() => undefined);
   await model.dispose();
-  post({ type: "disposed" });
   port.close();
 }

@@ -151,21 +151,16 @@ export class Fingerprint {
     this.sample(name, shape, bytes.byteLength / 4, (i) => view.getFloat32(4 * i, true));
   }
 
-  /** The same from raw little-endian f32 chunks streaming past in order: returns the visitor to give them to. */
-  addChunks(name: string, shape: number[]): (chunk: Uint8Array, first: number) => void {
-    const n = shape.reduce((a, d) => a * d, 1);
-    const stride = Math.max(1, Math.floor(n / 4096));
-    const sample = new Float32Array(Math.ceil(n / stride));
-    this.samples.set(name, { shape, sample });
-    return (chunk, first) => {
-      const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-      const end = first + chunk.byteLength / 4;
-      for (let i = Math.ceil(first / stride) * stride; i < end; i += stride) sample[i / stride] = view.getFloat32(4 * (i - first), true);
-    };
+  /**
+   * The same from a sample taken elsewhere (a scan of the file): `take` receives the values at every
+   * `stride`-th index of the weight of `shape`.
+   */
+  addSampled(name: string, shape: number[]): { stride: number; take(values: Float32Array): void } {
+    return { stride: sampleStride(shape.reduce((a, d) => a * d, 1)), take: (sample) => void this.samples.set(name, { shape, sample }) };
   }
 
   private sample(name: string, shape: number[], n: number, at: (i: number) => number): void {
-    const stride = Math.max(1, Math.floor(n / 4096));
+    const stride = sampleStride(n);
     const sample = new Float32Array(Math.ceil(n / stride));
     for (let i = 0, j = 0; i < n; i += stride, j++) sample[j] = at(i);
     this.samples.set(name, { shape, sample });
@@ -181,4 +176,9 @@ export class Fingerprint {
     }
     return h.digest("hex").slice(0, 32);
   }
+}
+
+/** About 4096 values of each weight enter the fingerprint. */
+function sampleStride(n: number): number {
+  return Math.max(1, Math.floor(n / 4096));
 }

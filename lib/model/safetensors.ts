@@ -141,17 +141,6 @@ export class SafetensorsFile {
     return e.dtype === "F32" ? { offset: this.dataStart + e.begin, length: e.end - e.begin } : undefined;
   }
 
-  /** Passes an F32 tensor's raw bytes to `visit` in chunks of whole values, with the index of each chunk's first value. */
-  scanRawF32(name: string, visit: (chunk: Uint8Array, first: number) => void, chunkBytes = 1 << 24): void {
-    const e = this.entry(name);
-    const chunk = new Uint8Array(Math.min(chunkBytes, e.end - e.begin)); // (chunkBytes / 4) values, reused
-    for (let at = e.begin; at < e.end; at += chunk.length) {
-      const n = Math.min(chunk.length, e.end - at);
-      this.readInto(at, chunk, n);
-      visit(chunk.subarray(0, n), (at - e.begin) / 4);
-    }
-  }
-
   /** Reads an F32 tensor's raw little-endian bytes into `target` (exactly its byte length). */
   readRawF32(name: string, target: Uint8Array): void {
     const e = this.entry(name);

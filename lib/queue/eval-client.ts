@@ -4,17 +4,19 @@
 // resumed on the worker from the lines and saved edits the output already holds. The lines, the
 // saved edits and so the summary are those of a local run.
 import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
-import { join, relative, resolve, sep } from "node:path";
+import { join } from "node:path";
 import { checkInt, RomeError } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { openJsonl, readJsonl } from "../io/jsonl.js";
 import type { EditRecord } from "../eval/datasets.js";
 import { EDIT_METHODS, EDIT_MODES, type EditRunOptions, type RunLine } from "../eval/edit-run.js";
 import { openQueueClient, type QueueClientOptions, type Shard } from "./client.js";
-import { JOB, type CorpusRef, type EvalJob, type EvalJobResult, type JobBase } from "./jobs.js";
+import { corpusRef } from "./corpus.js";
+import { readEditFiles } from "./edit-files.js";
+import { JOB, type EvalJob, type EvalJobResult, type JobBase } from "./jobs.js";
 
 export interface QueuedEditRunOptions extends Omit<EditRunOptions, "stats" | "firstBatch" | "signal" | "onProgress">, QueueClientOptions {
-  /** The corpus of the key statistics. Inside the model folder, each worker reads its own copy; elsewhere, every worker must see this path. */
+  /** The corpus of the key statistics. Inside the model folder, each worker reads its own copy; elsewhere, every worker must have it at this path (checked by content on the worker: ERR_STATS). */
   corpus: string;
   /** exportEdits files: every record is edited and scored with these edits applied (made for this model; checked on the worker). */
   edits?: readonly string[];
@@ -34,10 +36,7 @@ export async function runEditsOnQueue(records: readonly EditRecord[], options: Q
   const batches: EditRecord[][] = [];
   for (let i = 0; i < records.length; i += B) batches.push(records.slice(i, i + B));
   const keyOf = (k: number) => (mode === "alone" ? `r:${batches[k]![0]!.id}` : `${mode}:${k}`);
-  const edits = (options.edits ?? []).map((f) => {
-    if (!existsSync(f)) throw new RomeError("ERR_IO", `the edits file ${f} does not exist; write one with exportEdits or rome-node edit --export-edits`);
-    return readFileSync(f).toString("base64");
-  });
+  const edits = readEditFiles(options.edits);
   const common = {
     method, mode, batchSize: B, untouched: [...(options.untouched ?? [])], corpus: corpusRef(options.corpus, options.model), edits,
     ...(options.hparams ? { hparams: options.hparams } : {}),
@@ -86,13 +85,6 @@ export async function runEditsOnQueue(records: readonly EditRecord[], options: Q
     out.close();
   }
   return readJsonl<RunLine>(options.out);
-}
-
-/** A corpus inside the model folder travels as its name there (each worker has its own copy); any other as an absolute path. */
-function corpusRef(corpus: string, model: string): CorpusRef {
-  if (!existsSync(corpus)) throw new RomeError("ERR_IO", `the corpus ${corpus} does not exist`);
-  const rel = relative(resolve(model), resolve(corpus));
-  return rel && !rel.startsWith("..") && !rel.startsWith(sep) ? { inModel: rel } : { path: resolve(corpus) };
 }
 
 function readSaved(dir: string): Record<string, string> {

@@ -10,6 +10,7 @@ import type { FactTrace } from "../trace/dataset.js";
 import type { TraceKind } from "../trace/grid.js";
 import type { TraceOptions } from "../trace/trace.js";
 import type { KnownFact } from "../trace/known.js";
+import type { CorpusRef } from "./corpus.js";
 
 /** Job names, one per kind of work. */
 export const JOB = {
@@ -42,13 +43,12 @@ export interface TraceJob extends JobBase {
   window?: number;
   seed?: number;
   strategy?: "minimal" | "naive";
+  /** Edits every fact is traced under: exportEdits files, base64 (their model fingerprints are checked on the worker). */
+  edits: string[];
 }
 export interface TraceJobResult {
   lines: FactTrace[];
 }
-
-/** The corpus of the key statistics: a file of the worker's model folder, or a path every worker can read. */
-export type CorpusRef = { inModel: string } | { path: string };
 
 export interface EvalJob extends JobBase {
   method: EditMethod;

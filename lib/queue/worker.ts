@@ -12,11 +12,13 @@ import { RomeError } from "../errors.js";
 import { defaultHparams } from "../edit/hparams.js";
 import { defaultMemitHparams } from "../edit/memit-hparams.js";
 import type { Stats } from "../edit/stats.js";
-import { computeStatsLayers, loadEdits, runEdits, subjectEmbeddingStd, traceFact } from "../host/api.js";
+import { computeStatsLayers, runEdits, subjectEmbeddingStd, traceFact } from "../host/api.js";
 import type { HostedModel } from "../host/hosted-model.js";
 import { throwIfAborted } from "../runtime/call.js";
 import { Model } from "../runtime/model.js";
 import { checkReachable, openRedis, queueConnection, type QueueConnectionOptions } from "./connection.js";
+import { resolveCorpus } from "./corpus.js";
+import { withEditFiles } from "./edit-files.js";
 import { JOB, unrecoverable, type EvalJob, type EvalJobResult, type JobBase, type NoiseJob, type RunJob, type TraceJob, type TraceJobResult } from "./jobs.js";
 import { cancelChannel, cancelKey, queueName } from "./names.js";
 
@@ -142,13 +144,15 @@ async function runJob(ctx: JobContext, job: Job, signal: AbortSignal): Promise<u
       return subjectEmbeddingStd(ctx.model, (job.data as NoiseJob).subjects);
     case JOB.trace: {
       const d = job.data as TraceJob;
-      const lines: TraceJobResult["lines"] = [];
-      for (const fact of d.facts) {
-        throwIfAborted(signal);
-        lines.push(await traceFact(ctx.model, fact, { kinds: d.kinds, noise: d.noise, samples: d.samples, window: d.window, seed: d.seed, strategy: d.strategy, signal }));
-        progress(lines.length, d.facts.length);
-      }
-      return { lines } satisfies TraceJobResult;
+      return withEditFiles(ctx.model, d.edits ?? [], async () => {
+        const lines: TraceJobResult["lines"] = [];
+        for (const fact of d.facts) {
+          throwIfAborted(signal);
+          lines.push(await traceFact(ctx.model, fact, { kinds: d.kinds, noise: d.noise, samples: d.samples, window: d.window, seed: d.seed, strategy: d.strategy, signal }));
+          progress(lines.length, d.facts.length);
+        }
+        return { lines } satisfies TraceJobResult;
+      });
     }
     case JOB.eval:
       return runEvalJob(ctx, job.data as EvalJob, signal, progress);
@@ -161,38 +165,34 @@ async function runJob(ctx: JobContext, job: Job, signal: AbortSignal): Promise<u
 async function runEvalJob(ctx: JobContext, d: EvalJob, signal: AbortSignal, progress: (done: number, total: number) => void): Promise<EvalJobResult> {
   const { model } = ctx;
   const layers = d.method === "memit" || d.method === "alphaedit" ? defaultMemitHparams(model.config).layers : [defaultHparams(model.config).layer];
-  const corpus = "inModel" in d.corpus ? join(ctx.dir, d.corpus.inModel) : d.corpus.path;
-  const key = `${layers.join(",")}|${corpus}`;
+  // Statistics per layers and corpus (its client's hash included), once per worker; the corpus is
+  // checked against the client's when they are first needed.
+  const key = `${layers.join(",")}|${JSON.stringify(d.corpus)}`;
   let stats = ctx.stats.get(key);
   if (!stats) {
-    stats = computeStatsLayers(model, { layers, corpus, ...(ctx.statsCache ? { cacheDir: ctx.statsCache } : {}) });
+    stats = (async () => computeStatsLayers(model, { layers, corpus: resolveCorpus(d.corpus, ctx.dir), ...(ctx.statsCache ? { cacheDir: ctx.statsCache } : {}) }))();
     ctx.stats.set(key, stats);
     stats.catch(() => ctx.stats.delete(key));
   }
   const tmp = mkdtempSync(join(tmpdir(), "rome-job-"));
-  const applied: string[] = [];
   try {
-    for (const [i, b64] of d.edits.entries()) {
-      const file = join(tmp, `edits-${i}.safetensors`);
-      writeFileSync(file, Buffer.from(b64, "base64"));
-      for (const e of await loadEdits(file, model)) applied.push(model.edits.apply({ ...e, id: `base-${i}-${e.id}` }));
-    }
-    const out = join(tmp, "run.jsonl");
-    if (d.resume) {
-      writeFileSync(out, d.resume.lines.map((l) => JSON.stringify(l) + "\n").join(""));
-      mkdirSync(`${out}.edits`);
-      for (const [name, text] of Object.entries(d.resume.saved)) writeFileSync(join(`${out}.edits`, name), text);
-    }
-    const lines = await runEdits(model, d.records, {
-      method: d.method, mode: d.mode, batchSize: d.batchSize, firstBatch: d.firstBatch, out, stats: await stats, untouched: d.untouched,
-      ...(d.hparams ? { hparams: d.hparams } : {}), signal, onLine: (done, total) => progress(done, total),
+    return await withEditFiles(model, d.edits, async () => {
+      const out = join(tmp, "run.jsonl");
+      if (d.resume) {
+        writeFileSync(out, d.resume.lines.map((l) => JSON.stringify(l) + "\n").join(""));
+        mkdirSync(`${out}.edits`);
+        for (const [name, text] of Object.entries(d.resume.saved)) writeFileSync(join(`${out}.edits`, name), text);
+      }
+      const lines = await runEdits(model, d.records, {
+        method: d.method, mode: d.mode, batchSize: d.batchSize, firstBatch: d.firstBatch, out, stats: await stats, untouched: d.untouched,
+        ...(d.hparams ? { hparams: d.hparams } : {}), signal, onLine: (done, total) => progress(done, total),
+      });
+      if (d.mode !== "sequential") return { lines };
+      const saved: Record<string, string> = {};
+      for (const name of readdirSync(`${out}.edits`)) saved[name] = readFileSync(join(`${out}.edits`, name), "utf8");
+      return { lines, saved };
     });
-    if (d.mode !== "sequential") return { lines };
-    const saved: Record<string, string> = {};
-    for (const name of readdirSync(`${out}.edits`)) saved[name] = readFileSync(join(`${out}.edits`, name), "utf8");
-    return { lines, saved };
   } finally {
-    for (const id of applied.reverse()) model.edits.undo(id);
     rmSync(tmp, { recursive: true, force: true });
   }
 }

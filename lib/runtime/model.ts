@@ -12,6 +12,7 @@ import { throwIfAborted, type CallOptions } from "./call.js";
 import { Engine, SITES, type RunResult, type Site } from "./engine.js";
 import { EditSet, type EditSelection } from "./edits.js";
 import { ModelResources } from "./resources.js";
+import type { SessionOptions } from "./session.js";
 import { logSoftmaxAt, pickToken, seededRandom, softmax, topK } from "./sampling.js";
 
 export interface LoadOptions {
@@ -22,6 +23,14 @@ export interface LoadOptions {
    * compete with any other process for shared cores (2 threads measured 10× slower than 1).
    */
   spinning?: boolean;
+  /**
+   * Keep an onnxruntime CPU memory arena (and memory patterns) per session. Default false: every
+   * segment's arena would hold the intermediates of its largest batch for the model's lifetime, and
+   * with one session per half-block those add up (on the GPT-2-small shape a 3-kind trace peaked at
+   * 4.3× the checkpoint with arenas, 2.0× without); without it each run's intermediates are freed
+   * when it ends. True can be a little faster for many small calls.
+   */
+  memoryArena?: boolean;
   /** Prompts per engine batch in batched calls (nextTokenLogits, logprob). Default 64; 1–4096. */
   batchSize?: number;
   /**
@@ -30,12 +39,14 @@ export interface LoadOptions {
    */
   worker?: boolean;
 }
-const LOAD_OPTIONS = ["threads", "spinning", "batchSize", "worker"] as const;
+const LOAD_OPTIONS = ["threads", "spinning", "memoryArena", "batchSize", "worker"] as const;
 
-function checkLoadOptions(options: LoadOptions): { threads: number; batchSize: number; spinning: boolean } {
+function checkLoadOptions(options: LoadOptions): { threads: number; batchSize: number; spinning: boolean; memoryArena: boolean } {
   const spinning = options.spinning ?? false;
   if (typeof spinning !== "boolean") throw new RomeError("ERR_ARGUMENT", `spinning must be true or false, received ${JSON.stringify(spinning)}`);
-  return { threads: checkInt("threads", options.threads ?? 1, 1, 64), batchSize: checkInt("batchSize", options.batchSize ?? 64, 1, 4096), spinning };
+  const memoryArena = options.memoryArena ?? false;
+  if (typeof memoryArena !== "boolean") throw new RomeError("ERR_ARGUMENT", `memoryArena must be true or false, received ${JSON.stringify(memoryArena)}`);
+  return { threads: checkInt("threads", options.threads ?? 1, 1, 64), batchSize: checkInt("batchSize", options.batchSize ?? 64, 1, 4096), spinning, memoryArena };
 }
 
 /** Options of every model call: the edit set it runs with, cancellation and progress. */
@@ -86,6 +97,8 @@ export class Model {
   readonly threads: number;
   /** Whether onnxruntime's intra-op threads spin (LoadOptions.spinning). */
   readonly spinning: boolean;
+  /** Whether onnxruntime sessions keep a memory arena (LoadOptions.memoryArena). */
+  readonly memoryArena: boolean;
   readonly batchSize: number;
   /** Edits applied to this model (low-rank factors beside the unchanged base weights). */
   readonly edits: EditSet;
@@ -98,7 +111,7 @@ export class Model {
   private readonly tok?: Tokenizer;
   private readonly onDispose?: () => void;
 
-  private constructor(init: { arch: ArchDescription; config: ModelConfig; weights: WeightSource; fingerprint: string; engine: Engine; tokenizer?: Tokenizer; threads: number; spinning: boolean; batchSize: number; sourceDir?: string; storedNames?: Map<string, string>; onDispose?: () => void }) {
+  private constructor(init: { arch: ArchDescription; config: ModelConfig; weights: WeightSource; fingerprint: string; engine: Engine; tokenizer?: Tokenizer; threads: number; spinning: boolean; memoryArena: boolean; batchSize: number; sourceDir?: string; storedNames?: Map<string, string>; onDispose?: () => void }) {
     this.arch = init.arch;
     this.config = init.config;
     this.weights = init.weights;
@@ -107,6 +120,7 @@ export class Model {
     this.tok = init.tokenizer;
     this.threads = init.threads;
     this.spinning = init.spinning;
+    this.memoryArena = init.memoryArena;
     this.batchSize = init.batchSize;
     this.sourceDir = init.sourceDir;
     this.storedNames = init.storedNames ?? new Map([...init.weights.keys()].map((k) => [k, init.arch.prefixes[0] + k]));
@@ -126,7 +140,7 @@ export class Model {
     checkOptionNames("Model.load", options, [...LOAD_OPTIONS, "signal", "onProgress"]);
     const { worker, signal, onProgress, ...inThread } = options;
     if (worker) return HostedModel.load(dir, inThread);
-    const { threads, batchSize, spinning } = checkLoadOptions(inThread);
+    const { threads, batchSize, spinning, memoryArena } = checkLoadOptions(inThread);
     const ckpt = openCheckpoint(dir);
     try {
       const tokenizer = await Tokenizer.load(dir);
@@ -149,12 +163,18 @@ export class Model {
           if (!raw || fp.has(name)) return raw;
           return { byteLength: raw.byteLength, write(target) { raw.write(target); fp.addRaw(name, source.shapeOf(name)!, target); } };
         },
-        externalF32: (name) => source.externalF32(name, fp.has(name) ? undefined : fp.addChunks(name, source.shapeOf(name)!)),
+        externalF32: (name) => source.externalF32(name, fp.has(name) ? undefined : fp.addSampled(name, source.shapeOf(name)!)),
       };
-      const engine = await Engine.create(ckpt.arch, ckpt.config, sampled, { threads, spinning }, { signal, onProgress });
+      const engine = await Engine.create(ckpt.arch, ckpt.config, sampled, { threads, spinning, memoryArena }, { signal, onProgress });
+      try {
+        await source.checked(); // the f32 weights onnxruntime read from the file, checked meanwhile on a worker thread
+      } catch (e) {
+        await engine.release();
+        throw e;
+      }
       for (const name of source.keys()) if (!fp.has(name)) fp.add(name, source.get(name)!);
       return new Model({
-        arch: ckpt.arch, config: ckpt.config, weights: source, engine, threads, spinning, batchSize, tokenizer, sourceDir: dir,
+        arch: ckpt.arch, config: ckpt.config, weights: source, engine, threads, spinning, memoryArena, batchSize, tokenizer, sourceDir: dir,
         storedNames: ckpt.storedNames, fingerprint: fp.digest(), onDispose: () => source.close(),
       });
     } catch (e) {
@@ -166,12 +186,17 @@ export class Model {
   /** Builds a model from weights in memory (tests, benchmarks, converted checkpoints). */
   static async fromWeights(arch: ArchDescription, config: ModelConfig, weights: Weights,
     options: Omit<LoadOptions, "worker"> & { tokenizer?: Tokenizer; fingerprint?: string; sourceDir?: string; storedNames?: Map<string, string> } = {}): Promise<Model> {
-    const { threads, batchSize, spinning } = checkLoadOptions(options);
-    const engine = await Engine.create(arch, config, weights, { threads, spinning });
+    const { threads, batchSize, spinning, memoryArena } = checkLoadOptions(options);
+    const engine = await Engine.create(arch, config, weights, { threads, spinning, memoryArena });
     return new Model({
-      arch, config, weights, engine, threads, spinning, batchSize, tokenizer: options.tokenizer, sourceDir: options.sourceDir, storedNames: options.storedNames,
+      arch, config, weights, engine, threads, spinning, memoryArena, batchSize, tokenizer: options.tokenizer, sourceDir: options.sourceDir, storedNames: options.storedNames,
       fingerprint: options.fingerprint ?? fingerprint(config, weights),
     });
+  }
+
+  /** The options of every onnxruntime session the model creates (segments, gradient graphs). */
+  get sessionOptions(): SessionOptions {
+    return { threads: this.threads, spinning: this.spinning, memoryArena: this.memoryArena };
   }
 
   get tokenizer(): Tokenizer {

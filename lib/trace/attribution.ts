@@ -79,7 +79,7 @@ async function build(model: Model): Promise<SegmentSession> {
   b.output(AG.logp, tl, "float32", ["B", 1]);
   const grad = buildGradient(b, { loss: AG.loss, wrt, keep: [AG.logp] });
   try {
-    return await SegmentSession.fromGraph(grad, { threads: model.threads, spinning: model.spinning });
+    return await SegmentSession.fromGraph(grad, model.sessionOptions);
   } catch (e) {
     throw new RomeError("ERR_ONNX", `onnxruntime rejected the attribution gradient graph: ${(e as Error).message}`, { cause: e });
   }
