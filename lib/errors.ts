@@ -26,6 +26,7 @@ export type RomeErrorCode =
   // native addon
   | "ERR_NATIVE_LOAD"
   | "ERR_NATIVE_ARGUMENT"
+  | "ERR_NATIVE_THREAD"
   | "ERR_NOT_POSITIVE_DEFINITE"
   | "ERR_CUDA"
   // tracing and editing

@@ -24,7 +24,7 @@ export { runEdits, type EditRunOptions, type RunLine } from "./eval/edit-run.js"
 export { summarizeRun } from "./eval/run-summary.js";
 export type { Edit, RankOneEdit, LowRankEdit, NewEdit, EditSelection, EditSummary, EditSet } from "./runtime/edits.js";
 export { EditView, type EditFactors, type LayerFactors } from "./runtime/edit-view.js";
-export { nativeCapabilities, setNativeThreads } from "./native.js";
+export { nativeCapabilities, niceNativeThread, setNativeThreads } from "./native.js";
 export type { ActivationPatch, PatchOptions, PatchResult } from "./trace/patching.js";
 export { readCounterFact, summarize, type CounterFactRecord } from "./eval/counterfact.js";
 export { editEachAlone, sequentialEdits, type RunOptions, type EditOutcome, type SequentialResult } from "./eval/experiments.js";

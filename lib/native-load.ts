@@ -21,6 +21,8 @@ export interface NativeCapabilities {
   cuda: false | { devices: number; name: string; cusolver: boolean };
   /** The CUDA twins were compiled in (a device may still be absent). */
   cudaCompiled: boolean;
+  /** niceNativeThread can change one thread's nice value (Linux); elsewhere it returns null. */
+  threadNice: boolean;
   version: string;
 }
 
@@ -44,6 +46,7 @@ export interface Addon {
   init(o: { RomeError: typeof RomeError }): void;
   capabilities(): NativeCapabilities;
   setThreads(n: number): number;
+  niceThread(increment: number): number | null;
   applyPlan(dst: Float32Array, sources: readonly Float32Array[], plan: Int32Array, width: number): void;
   momentAccumulate(acc: Float64Tensor, keys: Float32Tensor, async: boolean, backend: Backend): Promise<void> | undefined;
   momentFinalize(out: Float64Tensor, acc: Float64Tensor, count: number): void;
@@ -117,3 +120,15 @@ export function setNativeThreads(threads: number): number {
   return nativeAddon().setThreads(threads);
 }
 
+
+/**
+ * Adds `increment` to the OS nice value of the calling thread alone (clamped to 19 as nice(2) does;
+ * higher lets other threads take a shared core sooner); threads it creates later (onnxruntime's
+ * intra-op pools) inherit it. Returns the value now in effect, or null where a thread has no nice
+ * value of its own (capabilities().threadNice false: not Linux). A negative increment needs
+ * CAP_SYS_NICE, else RomeError("ERR_NATIVE_THREAD").
+ */
+export function niceNativeThread(increment: number): number | null {
+  checkInt("increment", increment, -39, 39);
+  return nativeAddon().niceThread(increment);
+}

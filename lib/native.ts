@@ -6,7 +6,7 @@ import { nativeAddon } from "./native-load.js";
 
 export type { Backend, Float32Tensor, Float64Tensor, NativeTensor } from "./native-check.js";
 export { type CholeskyInfo, type NativeCapabilities, type NativeLoadOptions, type UpdateRecord, loadNative,
-  nativeCapabilities, setNativeThreads } from "./native-load.js";
+  nativeCapabilities, niceNativeThread, setNativeThreads } from "./native-load.js";
 export * from "./native-linalg.js";
 
 /** The raw addon, without TypeScript validation: for tests of the C++ re-checks only. */

@@ -1,5 +1,5 @@
 // `npm run bench -- host [--shapes small,xl] [--scenarios load,predict,trace,edit] [--modes in-thread,worker]
-//   [--dir DIR] [--xl-samples 2] [--xl-kinds resid] [--edit-steps 3] [--threads 1] [--arena off,on]`
+//   [--dir DIR] [--xl-samples 2] [--xl-kinds resid] [--edit-steps 3] [--threads 1] [--arena off,on] [--baseline CHECKOUT] [--evict-head]`
 //
 // Memory and event-loop figures of one model in one process, per scenario in a fresh child process
 // (so each peak RSS is that scenario's own):
@@ -20,13 +20,17 @@
 // Checkpoints are random GPT-2s written by scripts/random-model.ts into `--dir` (default
 // $TMPDIR/rome-node-host-bench) on first use: the GPT-2-small shape (498 MB) and a GPT-2-XL shape
 // (48 layers × 1600, 6.2 GB). Run the XL shape alone on the machine.
+// `--baseline CHECKOUT` runs every row a second time with another checkout's lib/ (its build/ and
+// node_modules in place), for before/after figures in one run. `--evict-head` (in-thread rows only)
+// drops the checkpoint's pages from the page cache once the head segment has opened, as memory
+// pressure does on the XL shape while the layers stream past, so that the first predict shows what
+// the head's unembedding costs when it must come back from the disk.
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { loadStats, rome, traceKinds } from "../lib/host/api.js";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { writeSafetensors } from "../lib/model/safetensors.js";
-import { Model } from "../lib/runtime/model.js";
 import type { TraceKind } from "../lib/trace/grid.js";
 import { arg, printTable, writeResults } from "./bench-util.js";
 import { writeRandomCheckpoint } from "./random-model.js";
@@ -50,6 +54,8 @@ interface ChildResult {
   loadMaxDelayMs: number;
   opSeconds: number;
   opMaxDelayMs: number;
+  /** Page faults of the process that read from the disk during the operation. */
+  opMajorFaults: number;
   peakRssBytes: number;
   what: string;
 }
@@ -78,15 +84,27 @@ function peakRss(): number {
   return Number(m![1]) * 1024;
 }
 
-async function child(scenario: Scenario, dir: string, shape: Shape, mode: Mode): Promise<void> {
+/** Drops `file`'s pages from the page cache (those no process has mapped). */
+function evict(file: string): void {
+  execFileSync("dd", [`if=${file}`, "iflag=nocache", "count=0"], { stdio: "ignore" });
+}
+
+async function child(scenario: Scenario, dir: string, shape: Shape, mode: Mode, lib: string): Promise<void> {
+  const { Model } = (await import(pathToFileURL(join(lib, "runtime", "model.ts")).href)) as typeof import("../lib/runtime/model.js");
+  const { loadStats, rome, traceKinds } = (await import(pathToFileURL(join(lib, "host", "api.ts")).href)) as typeof import("../lib/host/api.js");
   const threads = Number(arg("threads") ?? 1);
+  const evictHead = process.argv.includes("--evict-head") && mode === "in-thread";
   const delay = new LoopDelay();
   delay.start();
   const t0 = performance.now();
-  const model = await Model.load(dir, { threads, worker: mode === "worker", memoryArena: arg("arena") === "on" });
+  // memoryArena only when on: a baseline checkout from before the option would refuse its name
+  const arena = arg("arena") === "on" ? { memoryArena: true } : {};
+  const model = await Model.load(dir, mode === "worker" ? { threads, worker: true, ...arena }
+    : { threads, ...arena, onProgress: (p) => { if (evictHead && p.done === 2) evict(join(dir, "model.safetensors")); } });
   const loadSeconds = (performance.now() - t0) / 1000;
   const loadMaxDelayMs = delay.stop();
   delay.start();
+  const faults = process.resourceUsage().majorPageFault;
   const t1 = performance.now();
   let what = "";
   if (scenario === "predict") {
@@ -107,7 +125,8 @@ async function child(scenario: Scenario, dir: string, shape: Shape, mode: Mode):
   }
   const opSeconds = (performance.now() - t1) / 1000;
   const opMaxDelayMs = delay.stop();
-  const result: ChildResult = { loadSeconds, loadMaxDelayMs, opSeconds, opMaxDelayMs, peakRssBytes: peakRss(), what };
+  const opMajorFaults = process.resourceUsage().majorPageFault - faults;
+  const result: ChildResult = { loadSeconds, loadMaxDelayMs, opSeconds, opMaxDelayMs, opMajorFaults, peakRssBytes: peakRss(), what };
   await model.dispose();
   process.stdout.write("RESULT " + JSON.stringify(result) + "\n");
 }
@@ -144,21 +163,24 @@ async function parent(): Promise<void> {
     if (!(shape in SHAPES)) throw new Error(`unknown shape ${shape}; shapes: ${Object.keys(SHAPES).join(", ")}`);
     const dir = ensureCheckpoint(shape, root);
     const size = statSync(join(dir, "model.safetensors")).size;
+    const libs = [{ name: "this", lib: resolve("lib") }, ...(arg("baseline") ? [{ name: "baseline", lib: resolve(arg("baseline")!, "lib") }] : [])];
     const runs = ((arg("scenarios")?.split(",") ?? SCENARIOS) as Scenario[]).flatMap((s) => ((arg("modes")?.split(",") ?? MODES) as Mode[]).map((m) => [s, m] as const));
-    for (const [scenario, mode, arena] of runs.flatMap(([s, m]) => (arg("arena") ?? "off").split(",").map((a) => [s, m, a] as const))) {
+    for (const [scenario, mode, arena] of runs.flatMap(([s, m]) => (arg("arena") ?? "off").split(",").map((a) => [s, m, a] as const))) for (const { name: code, lib } of libs) {
       if (arena !== "off" && arena !== "on") throw new Error(`--arena takes off and/or on, not ${arena}`);
       if (!SCENARIOS.includes(scenario)) throw new Error(`unknown scenario ${scenario}; scenarios: ${SCENARIOS.join(", ")}`);
       if (!MODES.includes(mode)) throw new Error(`unknown mode ${mode}; modes: ${MODES.join(", ")}`);
-      const args = ["--import=tsx", "scripts/bench-host.ts", "--child", scenario, "--ckpt", dir, "--shape", shape, "--mode", mode, "--arena", arena];
+      const args = ["--import=tsx", "scripts/bench-host.ts", "--child", scenario, "--ckpt", dir, "--shape", shape, "--mode", mode, "--arena", arena, "--lib", lib];
       for (const k of ["threads", "xl-samples", "xl-kinds", "edit-steps"]) if (arg(k)) args.push(`--${k}`, arg(k)!);
+      if (process.argv.includes("--evict-head")) args.push("--evict-head");
       const out = execFileSync(process.execPath, args, { encoding: "utf8", maxBuffer: 1 << 26, stdio: ["ignore", "pipe", "inherit"] });
       const line = out.split("\n").find((l) => l.startsWith("RESULT "));
       if (!line) throw new Error(`child ${shape}/${scenario} printed no result:\n${out}`);
       const r = JSON.parse(line.slice(7)) as ChildResult;
-      records.push({ shape, scenario, mode, memoryArena: arena === "on", checkpointBytes: size, ...r });
+      records.push({ shape, scenario, mode, memoryArena: arena === "on", code, checkpointBytes: size, ...r });
       rows.push({
-        shape, scenario, mode, arena, what: r.what || "-", "load s": r.loadSeconds, "load max delay ms": r.loadMaxDelayMs,
+        shape, scenario, mode, arena, ...(libs.length > 1 ? { code } : {}), what: r.what || "-", "load s": r.loadSeconds, "load max delay ms": r.loadMaxDelayMs,
         "op s": scenario === "load" ? "-" : r.opSeconds, "op max delay ms": scenario === "load" ? "-" : r.opMaxDelayMs,
+        "op major faults": scenario === "load" ? "-" : r.opMajorFaults,
         "peak RSS GB": r.peakRssBytes / 1e9, "peak / checkpoint": r.peakRssBytes / size,
       });
       console.log(JSON.stringify(records.at(-1)));
@@ -169,5 +191,5 @@ async function parent(): Promise<void> {
 }
 
 const childScenario = arg("child") as Scenario | undefined;
-if (childScenario) await child(childScenario, arg("ckpt")!, arg("shape") as Shape, (arg("mode") ?? "in-thread") as Mode);
+if (childScenario) await child(childScenario, arg("ckpt")!, arg("shape") as Shape, (arg("mode") ?? "in-thread") as Mode, arg("lib") ?? resolve("lib"));
 else await parent();

@@ -7,6 +7,7 @@ import { Fingerprint, fingerprint, openCheckpoint } from "../model/checkpoint.js
 import type { ModelConfig } from "../model/config.js";
 import { Tokenizer } from "../model/tokenizer.js";
 import { HostedModel } from "../host/hosted-model.js";
+import { nativeCapabilities, niceNativeThread } from "../native-load.js";
 import { nextStep, padBatch } from "./batch.js";
 import { throwIfAborted, type CallOptions } from "./call.js";
 import { Engine, SITES, type RunResult, type Site } from "./engine.js";
@@ -38,15 +39,36 @@ export interface LoadOptions {
    * (lib/host/), whose work never blocks this thread's event loop. Default false (in-thread).
    */
   worker?: boolean;
+  /**
+   * Added to the OS nice value of the thread that loads and runs the model, and so of onnxruntime's
+   * threads, which it creates at load: with `worker: true` a higher value lets the caller's thread
+   * take a shared core sooner, but the model then also yields to every other process (on a busy
+   * machine a worker at +10 traced about 3× slower; docs/host-latency.md). In-thread it would lower the
+   * caller's own thread. Default 0; range 0–19. Linux with the native addon; ignored elsewhere.
+   */
+  nice?: number;
 }
-const LOAD_OPTIONS = ["threads", "spinning", "memoryArena", "batchSize", "worker"] as const;
+const LOAD_OPTIONS = ["threads", "spinning", "memoryArena", "batchSize", "worker", "nice"] as const;
 
-function checkLoadOptions(options: LoadOptions): { threads: number; batchSize: number; spinning: boolean; memoryArena: boolean } {
+function checkLoadOptions(options: LoadOptions): { threads: number; batchSize: number; spinning: boolean; memoryArena: boolean; nice: number } {
   const spinning = options.spinning ?? false;
   if (typeof spinning !== "boolean") throw new RomeError("ERR_ARGUMENT", `spinning must be true or false, received ${JSON.stringify(spinning)}`);
   const memoryArena = options.memoryArena ?? false;
   if (typeof memoryArena !== "boolean") throw new RomeError("ERR_ARGUMENT", `memoryArena must be true or false, received ${JSON.stringify(memoryArena)}`);
-  return { threads: checkInt("threads", options.threads ?? 1, 1, 64), batchSize: checkInt("batchSize", options.batchSize ?? 64, 1, 4096), spinning, memoryArena };
+  return { threads: checkInt("threads", options.threads ?? 1, 1, 64), batchSize: checkInt("batchSize", options.batchSize ?? 64, 1, 4096), spinning, memoryArena,
+    nice: checkInt("nice", options.nice ?? 0, 0, 19) };
+}
+
+/** Adds `nice` to this thread's nice value before the engine creates onnxruntime's threads (which inherit it). */
+function niceThisThread(nice: number): void {
+  if (nice === 0) return;
+  let capable: boolean;
+  try {
+    capable = nativeCapabilities().threadNice;
+  } catch {
+    return; // no native addon (ROME_NATIVE_PATH=none): the model runs at the caller's priority
+  }
+  if (capable) niceNativeThread(nice);
 }
 
 /** Options of every model call: the edit set it runs with, cancellation and progress. */
@@ -139,8 +161,12 @@ export class Model {
   static async load(dir: string, options: LoadOptions & CallOptions = {}): Promise<Model | HostedModel> {
     checkOptionNames("Model.load", options, [...LOAD_OPTIONS, "signal", "onProgress"]);
     const { worker, signal, onProgress, ...inThread } = options;
-    if (worker) return HostedModel.load(dir, inThread);
-    const { threads, batchSize, spinning, memoryArena } = checkLoadOptions(inThread);
+    if (worker) {
+      checkLoadOptions(inThread); // here, before a worker starts
+      return HostedModel.load(dir, inThread);
+    }
+    const { threads, batchSize, spinning, memoryArena, nice } = checkLoadOptions(inThread);
+    niceThisThread(nice);
     const ckpt = openCheckpoint(dir);
     try {
       const tokenizer = await Tokenizer.load(dir);
@@ -186,7 +212,8 @@ export class Model {
   /** Builds a model from weights in memory (tests, benchmarks, converted checkpoints). */
   static async fromWeights(arch: ArchDescription, config: ModelConfig, weights: Weights,
     options: Omit<LoadOptions, "worker"> & { tokenizer?: Tokenizer; fingerprint?: string; sourceDir?: string; storedNames?: Map<string, string> } = {}): Promise<Model> {
-    const { threads, batchSize, spinning, memoryArena } = checkLoadOptions(options);
+    const { threads, batchSize, spinning, memoryArena, nice } = checkLoadOptions(options);
+    niceThisThread(nice);
     const engine = await Engine.create(arch, config, weights, { threads, spinning, memoryArena });
     return new Model({
       arch, config, weights, engine, threads, spinning, memoryArena, batchSize, tokenizer: options.tokenizer, sourceDir: options.sourceDir, storedNames: options.storedNames,
