@@ -218,6 +218,14 @@ const CASES: Case[] = [
       return op(b, "Concat", [att.context, op(b, "Reshape", [att.presentKey, ints(b, [1, 2, -1])]), op(b, "Reshape", [att.presentValue, ints(b, [1, 2, -1])])], axis(-1));
     },
   },
+  ...[{ nHead: 4, nKvHead: 2 }, { nHead: 2, nKvHead: 2 }].map((groups): Case => ({
+    title: `attention to the past apart from the new columns (splitPast), ${groups.nHead} query heads over ${groups.nKvHead} key/value heads`, f32: true,
+    inputs: [["q", [1, groups.nHead, 2, 3]], ["k", [1, 2, 2, 3]], ["v", [1, 2, 2, 3]], ["pk", [1, 2, 1, 3]], ["pv", [1, 2, 1, 3]]],
+    body: (b, _e, x) => {
+      const bias = b.constFloat([0, 0, -1e9, 0, 0, 0], [1, 1, 2, 3]);
+      return cachedAttention(b, x.q!, x.k!, x.v!, x.pk!, x.pv!, bias, 3, 3 * groups.nHead, groups, true).context;
+    },
+  })),
   {
     title: "fan-out and a constant branch", inputs: [["x", [3, 4]], ["w", [4]]], wrt: ["x"],
     body: (b, _e, x) => op(b, "Add", [op(b, "Mul", [x.x!, op(b, "Tanh", [x.x!])]), op(b, "Mul", [x.x!, op(b, "Exp", [x.w!])])]),

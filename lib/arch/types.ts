@@ -48,6 +48,9 @@ export interface AttnIO {
   pastValue: string;  // (B, Hkv, P, Dh)
   bias: string;       // (B, 1, T, S) additive attention mask
   positions: string;  // (B, T) int64 absolute positions (for rotary models)
+  /** The past keys and values are constants (a gradient graph): attend to them apart from the new
+   * columns' (lib/graph/ops.ts cachedAttention). */
+  splitPast?: boolean;
 }
 export interface AttnOut {
   attnOut: string;    // (B, T, D) attention output (what is added to the residual stream)

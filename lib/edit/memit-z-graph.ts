@@ -10,7 +10,8 @@ import { emitContext } from "../arch/segments.js";
 import { RomeError } from "../errors.js";
 import type { Model } from "../runtime/model.js";
 import { SegmentSession } from "../runtime/session.js";
-import { emitLayersAbove, VG } from "./value-graph.js";
+import type { EditView } from "../runtime/edit-view.js";
+import { editedAbove, emitLayersAbove, VG } from "./value-graph.js";
 
 /**
  * Value names of the batched loss graph (B prompt rows, R requests, W window columns, S = P + W with
@@ -43,13 +44,15 @@ export interface ZSession {
   weightNames: string[];
 }
 
-/** The batched gradient session for targets at the output of block `layer` (built once per model
- * and layer, owned by the model and freed by its dispose()). */
-export function zSession(model: Model, layer: number): Promise<ZSession> {
-  return model.resources.get(`memit-z-session:${layer}`, () => build(model, layer), (s) => s.session.release());
+/** The batched gradient session for targets at the output of block `layer` under the edit set
+ * `edits` (built once per model, layer and set of edited layers above, owned by the model and
+ * freed by its dispose()). */
+export function zSession(model: Model, layer: number, edits: EditView): Promise<ZSession> {
+  const edited = editedAbove(model, layer, edits);
+  return model.resources.get(`memit-z-session:${layer}:${edited.join(",")}`, () => build(model, layer, edited), (s) => s.session.release());
 }
 
-async function build(model: Model, layer: number): Promise<ZSession> {
+async function build(model: Model, layer: number, edited: readonly number[]): Promise<ZSession> {
   const cfg = model.config;
   const ctx = emitContext(`memit_z${layer}`, cfg, model.weights, true);
   const { b } = ctx;
@@ -62,7 +65,7 @@ async function build(model: Model, layer: number): Promise<ZSession> {
   const bias = b.input(ZG.bias, "float32", ["B", 1, "W", "S"]);
   const perRow = b.op("Unsqueeze", [b.op("Gather", [deltas, rows], { axis: attr.int(0) }), b.constInt64([1])]); // (B, 1, D)
   // The last MLP and the head run only where the loss reads.
-  const h = emitLayersAbove(model, ctx, layer, b.op("Add", [resid, b.op("Mul", [mask, perRow])]), bias, b.input(ZG.select, "int64", ["N", 2])); // (N, D)
+  const h = emitLayersAbove(model, ctx, layer, edited, b.op("Add", [resid, b.op("Mul", [mask, perRow])]), bias, b.input(ZG.select, "int64", ["N", 2])); // (N, D)
   const lp = b.op("LogSoftmax", [model.arch.emitHead(ctx, h)], { axis: attr.int(-1) }); // (N, V)
   const lpNll = b.op("Gather", [lp, b.input(ZG.nllRows, "int64", ["Nn"])], { axis: attr.int(0) }); // (Nn, V)
   const lpKl = b.op("Gather", [lp, b.input(ZG.klRows, "int64", ["R"])], { axis: attr.int(0) });   // (R, V)

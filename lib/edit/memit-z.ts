@@ -65,7 +65,7 @@ async function optimiseChunk(model: Model, layer: number, requests: readonly Tar
   const D = cfg.nEmbd;
   const V = cfg.vocabSize;
   const R = requests.length;
-  const z = await zSession(model, layer);
+  const z = await zSession(model, layer, call.edits);
   const lay = await layoutChunk(model, layer, requests, z, call);
   const { zInit, promptRow, tokenRequest, tokenRow, weights } = lay;
   const initNorm = requests.map((_, r) => norm(zInit.subarray(r * D, (r + 1) * D)));

@@ -10,7 +10,7 @@ import { attr } from "../graph/builder.js";
 import { emitContext, emitEditedMlp } from "../arch/segments.js";
 import type { EmitContext } from "../arch/types.js";
 import { RomeError } from "../errors.js";
-import type { EditView } from "../runtime/edit-view.js";
+import { EditView } from "../runtime/edit-view.js";
 import type { KVCache } from "../runtime/engine.js";
 import type { Model } from "../runtime/model.js";
 import { SegmentSession, type Feed } from "../runtime/session.js";
@@ -46,19 +46,31 @@ export interface ValueSession {
   weightNames: string[];
 }
 
-/** The gradient session for edits at `layer` (built once per model and layer, freed with the model). */
-export function valueSession(model: Model, layer: number): Promise<ValueSession> {
-  return model.resources.get(`value-session:${layer}`, () => build(model, layer), (s) => s.session.release());
+/**
+ * The gradient session for edits at `layer` under the edit set `edits` (default none; built once per model, layer
+ * and set of edited layers above, freed with the model).
+ */
+export function valueSession(model: Model, layer: number, edits: EditView = EditView.NONE): Promise<ValueSession> {
+  const edited = editedAbove(model, layer, edits);
+  return model.resources.get(`value-session:${layer}:${edited.join(",")}`, () => build(model, layer, edited), (s) => s.session.release());
 }
 
 /**
- * The layers above `layer` (with their edit factors, inputs edit_u_l/edit_v_l, the past columns'
- * keys and values, inputs past_key_l/past_value_l, and for rotary models the window's positions,
+ * The layers above `layer` that `edits` touches: only their MLPs take edit factors in a gradient
+ * graph (an unedited layer's empty factors would still cost a product and a sum per step).
+ */
+export function editedAbove(model: Model, layer: number, edits: EditView): number[] {
+  return edits.layers.filter((l) => l > layer && l < model.config.nLayer);
+}
+
+/**
+ * The layers above `layer` (with the edit factors of the layers in `edited`, inputs edit_u_l/edit_v_l,
+ * the past columns' keys and values, inputs past_key_l/past_value_l, and for rotary models the window's positions,
  * input VG.positions) applied to the residual stream h (B, W, D); returns the residual stream
  * after the last layer. With `select` (N, 2) (row, position) pairs, returns only those rows (N, D):
  * the last MLP then runs at those positions alone (its attention still reads every column).
  */
-export function emitLayersAbove(model: Model, ctx: EmitContext, layer: number, h: string, bias: string, select?: string): string {
+export function emitLayersAbove(model: Model, ctx: EmitContext, layer: number, edited: readonly number[], h: string, bias: string, select?: string): string {
   const { b } = ctx;
   const cfg = model.config;
   const H = cfg.nKvHead;
@@ -68,7 +80,7 @@ export function emitLayersAbove(model: Model, ctx: EmitContext, layer: number, h
     const pastKey = b.input(`past_key_${l}`, "float32", ["B", H, "P", Dh]);
     const pastValue = b.input(`past_value_${l}`, "float32", ["B", H, "P", Dh]);
     const a = model.arch.emitAttention(ctx, l, {
-      resid: h, pastKey, pastValue, bias,
+      resid: h, pastKey, pastValue, bias, splitPast: true,
       get positions() {
         positions ??= b.input(VG.positions, "int64", ["B", "W"]);
         return positions;
@@ -79,7 +91,8 @@ export function emitLayersAbove(model: Model, ctx: EmitContext, layer: number, h
       mid = b.op("GatherND", [mid, select]); // (N, D)
       h = b.op("GatherND", [h, select]);
     }
-    h = b.op("Add", [mid, emitEditedMlp(model.arch, ctx, l, { residMid: mid, resid: h }, `edit_u_${l}`, `edit_v_${l}`).mlpOut]);
+    const io = { residMid: mid, resid: h };
+    h = b.op("Add", [mid, (edited.includes(l) ? emitEditedMlp(model.arch, ctx, l, io, `edit_u_${l}`, `edit_v_${l}`) : model.arch.emitMlp(ctx, l, io)).mlpOut]);
   }
   return select && layer + 1 >= cfg.nLayer ? b.op("GatherND", [h, select]) : h;
 }
@@ -89,7 +102,7 @@ export function emitLogprobsAt(model: Model, ctx: EmitContext, h: string, select
   return ctx.b.op("LogSoftmax", [model.arch.emitHead(ctx, ctx.b.op("GatherND", [h, select]))], { axis: attr.int(-1) });
 }
 
-async function build(model: Model, layer: number): Promise<ValueSession> {
+async function build(model: Model, layer: number, edited: readonly number[]): Promise<ValueSession> {
   const cfg = model.config;
   const ctx = emitContext(`value${layer}`, cfg, model.weights, true);
   const { b } = ctx;
@@ -98,7 +111,7 @@ async function build(model: Model, layer: number): Promise<ValueSession> {
   const mask = b.input(VG.mask, "float32", ["B", "W", 1]);
   const delta = b.input(VG.delta, "float32", [D]);
   const bias = b.input(VG.bias, "float32", ["B", 1, "W", "S"]);
-  const h = emitLayersAbove(model, ctx, layer, b.op("Add", [resid, b.op("Mul", [mask, delta])]), bias);
+  const h = emitLayersAbove(model, ctx, layer, edited, b.op("Add", [resid, b.op("Mul", [mask, delta])]), bias);
   const logp = (select: string) => emitLogprobsAt(model, ctx, h, select);
   const lpNll = logp(b.input(VG.selectNll, "int64", ["Nn", 2]));               // (Nn, V)
   const lpKl = logp(b.input(VG.selectKl, "int64", [1, 2]));                     // (1, V)
@@ -126,7 +139,7 @@ async function build(model: Model, layer: number): Promise<ValueSession> {
 /**
  * The feeds of the layers above `layer` that the value and MEMIT target graphs share: per layer the
  * kept keys and values of the B rows' first P0 columns ((B, H, P0, Dh), empty when P0 is 0) and the
- * call's edit factors (U (F, r), V (r, D)); then the weights of the layers above and the head, read
+ * call's edit factors at the layers that have them (U (F, r), V (r, D); editedAbove); then the weights of the layers above and the head, read
  * back from the model's source for this call only.
  */
 export function feedLayersAbove(model: Model, layer: number, edits: EditView, above: KVCache | undefined, B: number, P0: number, weightNames: readonly string[], feeds: Record<string, Feed>): void {
@@ -136,8 +149,9 @@ export function feedLayersAbove(model: Model, layer: number, edits: EditView, ab
     const f = edits.factors(l);
     feeds[`past_key_${l}`] = { data: above?.key[l] ?? new Float32Array(0), dims: kv };
     feeds[`past_value_${l}`] = { data: above?.value[l] ?? new Float32Array(0), dims: kv };
-    feeds[`edit_u_${l}`] = { data: f?.u ?? new Float32Array(0), dims: [cfg.nInner, f?.rank ?? 0] };
-    feeds[`edit_v_${l}`] = { data: f?.v ?? new Float32Array(0), dims: [f?.rank ?? 0, cfg.nEmbd] };
+    if (!f) continue;
+    feeds[`edit_u_${l}`] = { data: f.u, dims: [cfg.nInner, f.rank] };
+    feeds[`edit_v_${l}`] = { data: f.v, dims: [f.rank, cfg.nEmbd] };
   }
   for (const name of weightNames) {
     const w = model.weights.get(name)!;

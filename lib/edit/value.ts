@@ -86,7 +86,7 @@ export async function computeValue(model: Model, layer: number, rewriting: reado
     [VG.weights]: tensor(Float32Array.from(weights), [Nn]),
     [VG.selectKl]: tensor(BigInt64Array.from([BigInt(B - 1), BigInt(batch.pad[B - 1]! + kl.index - P0)]), [1, 2]),
   };
-  const { session, weightNames } = await valueSession(model, layer);
+  const { session, weightNames } = await valueSession(model, layer, edits);
   feedLayersAbove(model, layer, edits, above, B, P0, weightNames, feeds);
   if (session.inputNames.includes(VG.positions)) feeds[VG.positions] = tensor(win.positions, [B, W]);
   const fetch = session.outputNames;

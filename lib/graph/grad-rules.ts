@@ -146,17 +146,20 @@ function layerNorm(c: GradCtx, gy: (string | null)[]): (string | null)[] {
 }
 
 function gelu(c: GradCtx, g: string, x: string, H: ReturnType<typeof h>): string {
-  const one = H.k(1), half = H.k(0.5);
+  const one = H.k(1);
   const x2 = H.mul(x, x);
   let d: string;
   if (a(c.node, "approximate", "none") === "tanh") {
-    // y = x/2 (1 + tanh u), u = √(2/π) (x + 0.044715 x³)
-    const s = H.k(Math.sqrt(2 / Math.PI)), k = 0.044715;
-    const t = H.op("Tanh", [H.mul(H.mul(x, H.add(one, H.mul(H.k(k), x2))), s)]);
-    const du = H.mul(s, H.add(one, H.mul(H.k(3 * k), x2)));
-    d = H.add(H.mul(half, H.add(one, t)), H.mul(H.mul(H.mul(half, x), H.sub(one, H.mul(t, t))), du));
+    // y = x/2 (1 + tanh u) = x σ(2u), u = √(2/π) (x + 0.044715 x³): with σ = σ(2u),
+    // dy/dx = σ + x σ (1 − σ) d(2u)/dx = σ (1 + x (1 − σ) d(2u)/dx), in 12 elementwise ops (the
+    // tanh form takes 17: they dominate the gradient of an MLP's activations).
+    const s2 = 2 * Math.sqrt(2 / Math.PI), k = 0.044715;
+    const sg = H.op("Sigmoid", [H.mul(x, H.add(H.mul(x2, H.k(s2 * k)), H.k(s2)))]);
+    const dv = H.add(H.mul(x2, H.k(3 * s2 * k)), H.k(s2)); // d(2u)/dx
+    d = H.mul(sg, H.add(H.mul(H.mul(x, dv), H.sub(one, sg)), one));
   } else {
     // y = x Φ(x): dy/dx = Φ(x) + x φ(x)
+    const half = H.k(0.5);
     const cdf = H.mul(half, H.add(one, H.op("Erf", [H.mul(x, H.k(Math.SQRT1_2))])));
     const pdf = H.mul(H.op("Exp", [H.mul(x2, H.k(-0.5))]), H.k(1 / Math.sqrt(2 * Math.PI)));
     d = H.add(cdf, H.mul(x, pdf));

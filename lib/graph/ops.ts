@@ -127,31 +127,35 @@ export interface AttentionValues {
  * padding). With Hkv < H, query heads g·H/Hkv … (g+1)·H/Hkv − 1 share key/value head g (Hugging
  * Face's repeat_kv): queries are grouped (B, Hkv, H/Hkv, T, Dh) and multiply the keys and values
  * broadcast over the group, so cached keys and values are never copied per query head.
+ * `splitPast`: attend to the past and the new columns apart (graphs whose past keys and values are
+ * constants, such as the edit gradient graphs: no copy of the past into the present per run).
  */
 export function cachedAttention(
   b: GraphBuilder, q: string, k: string, v: string, pastKey: string, pastValue: string, bias: string,
-  headDim: number, width: number, groups: { nHead: number; nKvHead: number } = { nHead: 1, nKvHead: 1 },
+  headDim: number, width: number, groups: { nHead: number; nKvHead: number } = { nHead: 1, nKvHead: 1 }, splitPast = false,
 ): AttentionValues {
   const presentKey = b.op("Concat", [pastKey, k], { axis: attr.int(2) });      // (B, Hkv, S, Dh)
   const presentValue = b.op("Concat", [pastValue, v], { axis: attr.int(2) });  // (B, Hkv, S, Dh)
   const rep = groups.nHead / groups.nKvHead;
   const qScaled = b.op("Mul", [q, b.constFloat([1 / Math.sqrt(headDim)], [])]);
-  const kT = b.op("Transpose", [presentKey], { perm: attr.ints([0, 1, 3, 2]) }); // (B, Hkv, Dh, S)
-  if (rep === 1) {
-    const scores = b.op("Add", [b.op("MatMul", [qScaled, kT]), bias]);          // (B, H, T, S)
-    const probs = b.op("Softmax", [scores], { axis: attr.int(-1) });
-    const ctx = b.op("MatMul", [probs, presentValue]);                            // (B, H, T, Dh)
-    return { context: mergeHeads(b, ctx, width), presentKey, presentValue };
+  // Multi-head: (B, H, T, ·). Grouped: queries (B, Hkv, rep, T, Dh) against keys and values broadcast over the group.
+  const qX = rep === 1 ? qScaled : b.op("Reshape", [qScaled, b.constInt64([0, groups.nKvHead, rep, -1, headDim])]);
+  const kv = (x: string) => (rep === 1 ? x : b.op("Unsqueeze", [x, b.constInt64([2])]));
+  const keysT = (x: string) => kv(b.op("Transpose", [x], { perm: attr.ints([0, 1, 3, 2]) })); // (B, Hkv, Dh, ·)
+  const biasX = rep === 1 ? bias : b.op("Unsqueeze", [bias, b.constInt64([1])]);               // (B, 1, T, S) or (B, 1, 1, T, S)
+  let ctx: string;
+  if (!splitPast) {
+    const probs = b.op("Softmax", [b.op("Add", [b.op("MatMul", [qX, keysT(presentKey)]), biasX])], { axis: attr.int(-1) }); // (…, T, S)
+    ctx = b.op("MatMul", [probs, kv(presentValue)]);                                                                       // (…, T, Dh)
+  } else {
+    // The past's scores and the new columns' side by side: the past keys and values are never
+    // copied into present ones (nor, in a gradient graph, their gradients split back out).
+    const scores = b.op("Concat", [b.op("MatMul", [qX, keysT(pastKey)]), b.op("MatMul", [qX, keysT(k)])], { axis: attr.int(-1) }); // (…, T, S)
+    const probs = b.op("Softmax", [b.op("Add", [scores, biasX])], { axis: attr.int(-1) });
+    const sizes = b.op("Concat", [b.op("Shape", [pastKey], { start: attr.int(2), end: attr.int(3) }), b.op("Shape", [k], { start: attr.int(2), end: attr.int(3) })], { axis: attr.int(0) });
+    const [pPast, pNew] = b.opMulti("Split", [probs, sizes], 2, { axis: attr.int(-1) });
+    ctx = b.op("Add", [b.op("MatMul", [pPast!, kv(pastValue)]), b.op("MatMul", [pNew!, kv(v)])]);
   }
-  const Hkv = groups.nKvHead;
-  const one = b.constInt64([2]);
-  const qGrouped = b.op("Reshape", [qScaled, b.constInt64([0, Hkv, rep, -1, headDim])]);      // (B, Hkv, rep, T, Dh)
-  const scores = b.op("Add", [
-    b.op("MatMul", [qGrouped, b.op("Unsqueeze", [kT, one])]),                                 // (B, Hkv, rep, T, S)
-    b.op("Unsqueeze", [bias, b.constInt64([1])]),                                              // (B, 1, 1, T, S)
-  ]);
-  const probs = b.op("Softmax", [scores], { axis: attr.int(-1) });
-  const grouped = b.op("MatMul", [probs, b.op("Unsqueeze", [presentValue, one])]);           // (B, Hkv, rep, T, Dh)
-  const ctx = b.op("Reshape", [grouped, b.constInt64([0, groups.nHead, -1, headDim])]);      // (B, H, T, Dh)
+  if (rep !== 1) ctx = b.op("Reshape", [ctx, b.constInt64([0, groups.nHead, -1, headDim])]); // (B, H, T, Dh)
   return { context: mergeHeads(b, ctx, width), presentKey, presentValue };
 }

@@ -29,7 +29,11 @@ export class WeightScanner {
 
   private start(): Worker {
     // ../../lib/model/ from both lib/model/ and dist/model/: the worker is plain JavaScript shipped in lib/
-    const worker = new Worker(new URL("../../lib/model/scan-worker.mjs", import.meta.url));
+    // The thread inherits the process's flags, but --input-type (a process started with `-e`)
+    // makes a worker started from a file fail: dropped.
+    const worker = new Worker(new URL("../../lib/model/scan-worker.mjs", import.meta.url), {
+      execArgv: process.execArgv.filter((a) => !a.startsWith("--input-type")),
+    });
     worker.on("message", (m: Reply) => {
       const p = this.pending.get(m.id);
       if (!p) return;
