@@ -11,8 +11,6 @@ import { attentionBias, type Batch } from "./batch.js";
 import { throwIfAborted, type CallOptions } from "./call.js";
 import type { EditView } from "./edit-view.js";
 import { attnFlops, headFlops, mlpFlops } from "./flops.js";
-import type { ExternalData } from "../graph/builder.js";
-import { readAhead } from "../io/read-ahead.js";
 import { SegmentSession, type Scratch, type SessionOptions } from "./session.js";
 
 /** Per-layer past keys and values, each (B, Hkv, P, Dh). */
@@ -117,22 +115,14 @@ export class Engine {
     for (let l = 0; l < cfg.nLayer; l++) compile.push([() => compileAttention(arch, cfg, weights, l), opts], [() => compileMlp(arch, cfg, weights, l), opts]);
     const sessions: SegmentSession[] = [];
     let scratch: Scratch = {}; // one serialisation buffer for a run of segments: no garbage model bytes
-    let headExternal: ExternalData[] = [];
     try {
       for (const [i, [segment, o]] of compile.entries()) {
         await new Promise((resolve) => setImmediate(resolve));
         throwIfAborted(call.signal);
         if (i === 2) scratch = {};
-        const seg = segment();
-        if (seg.kind === "head") headExternal = seg.graph.initializers.flatMap((w) => (w.external ? [w.external] : []));
-        sessions.push(await SegmentSession.create(seg, o, scratch));
+        sessions.push(await SegmentSession.create(segment(), o, scratch));
         call.onProgress?.({ phase: "load", done: i + 1, total: compile.length });
       }
-      // The head maps its unembedding from the checkpoint unpacked, and first reads it on the first
-      // run; read first of all at load, it may have left the page cache while the layers streamed
-      // past (the GPT-2-XL shape: 321 MB, then 5.9 GB), and would then fault back from the disk a
-      // few pages at a time during the first predict. One sequential read puts it back now.
-      await readAhead(headExternal);
     } catch (e) {
       for (const s of sessions) await s.release();
       throw e;
