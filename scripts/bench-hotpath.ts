@@ -8,12 +8,13 @@
 // copy of outputs included); the restoration plans by wrapping RestorePlan.prototype.run. Variants,
 // interleaved round by round in one process: the addon executing the plans ("native"), the same
 // plans in JavaScript ("js", what runs when the addon is not built) and, with --baseline, another
-// checkout's lib/ (e.g. a worktree of the commit before the plans) loaded side by side. Scores are
-// compared bit for bit between variants.
+// checkout's lib/ (e.g. a worktree of the commit before the plans), its model loaded after this
+// checkout's is released (one GPT-2-small model resident at a time). Scores are compared bit for
+// bit between variants.
 import { loadavg } from "node:os";
 import { resolve } from "node:path";
 import ort from "onnxruntime-node";
-import { nativeCapabilities } from "../lib/native.js";
+import { nativeCapabilities, setNativeThreads } from "../lib/native.js";
 import { forceRestoreBackend, RestorePlan } from "../lib/trace/restore-plan.js";
 import { arg, printTable, writeResults } from "./bench-util.js";
 
@@ -77,17 +78,26 @@ async function open(root: string): Promise<Lib> {
 }
 
 const here = resolve(import.meta.dirname, "..");
-const own = await open(here);
 let caps = "addon not built";
 try {
+  setNativeThreads(1);
   caps = JSON.stringify(nativeCapabilities());
 } catch { /* idem */ }
 console.log(`hotpath benchmark: ${threads} ort thread(s), samples ${samples}, window ${window}, known_id ${refId}, addon ${caps}, load ${load()}`);
 
-const variants: { name: string; lib: Lib; before?: () => void }[] = [];
-if (caps !== "addon not built") variants.push({ name: "native (applyPlan)", lib: own, before: () => forceRestoreBackend("native") });
-variants.push({ name: "js (same plans)", lib: own, before: () => forceRestoreBackend("js") });
-if (baseline) variants.push({ name: `baseline ${baseline}`, lib: await open(resolve(baseline)) });
+const variants: { name: string; root: string; before?: () => void }[] = [];
+if (caps !== "addon not built") variants.push({ name: "native (applyPlan)", root: here, before: () => forceRestoreBackend("native") });
+variants.push({ name: "js (same plans)", root: here, before: () => forceRestoreBackend("js") });
+if (baseline) variants.push({ name: `baseline ${baseline}`, root: resolve(baseline) });
+let opened: { root: string; lib: Lib } | undefined;
+/** The variant's checkout's lib/, the other checkout's model released first. */
+const libOf = async (root: string): Promise<Lib> => {
+  if (opened?.root !== root) {
+    await opened?.lib.model.dispose();
+    opened = { root, lib: await open(root) };
+  }
+  return opened.lib;
+};
 
 interface Row { seconds: number; ort: number; plan: number; planRuns: number; scores: string }
 const runs = new Map<string, Row[]>();
@@ -95,8 +105,9 @@ for (let rep = 0; rep < reps; rep++) {
   for (const v of variants) {
     v.before?.();
     Object.assign(clock, { ort: 0, plan: 0, planRuns: 0 });
+    const lib = await libOf(v.root);
     const t0 = performance.now();
-    const r = await v.lib.trace();
+    const r = await lib.trace();
     const seconds = (performance.now() - t0) / 1000;
     forceRestoreBackend(undefined);
     const row: Row = { seconds, ort: clock.ort / 1000, plan: clock.plan / 1000, planRuns: clock.planRuns, scores: JSON.stringify(Object.values(r).map((k) => k.scores)) };
@@ -119,4 +130,4 @@ const table = variants.map((v) => {
 });
 printTable(`hotpath: traceKinds (resid, mlp, attn), GPT-2-small shape random weights, known_id ${refId}, ${samples} samples, window ${window}, ${threads} ort thread(s); load now ${load()}`, table);
 console.log(`results: ${writeResults("hotpath", { threads, samples, window, refId, reps, baseline, table })}`);
-for (const lib of new Set(variants.map((v) => v.lib))) await lib.model.dispose();
+await opened?.lib.model.dispose();

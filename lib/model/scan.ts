@@ -29,7 +29,10 @@ export class WeightScanner {
 
   private start(): Worker {
     // ../../lib/model/ from both lib/model/ and dist/model/: the worker is plain JavaScript shipped in lib/
-    const worker = new Worker(new URL("../../lib/model/scan-worker.mjs", import.meta.url));
+    // Started with no flags: it needs none (plain JavaScript, no loader), and some of the process's
+    // are refused or misread in a worker (--expose-gc throws ERR_WORKER_INVALID_EXEC_ARGV;
+    // --input-type, from a process started with `-e`, makes a worker started from a file fail).
+    const worker = new Worker(new URL("../../lib/model/scan-worker.mjs", import.meta.url), { execArgv: [] });
     worker.on("message", (m: Reply) => {
       const p = this.pending.get(m.id);
       if (!p) return;

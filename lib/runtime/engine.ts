@@ -11,8 +11,6 @@ import { attentionBias, type Batch } from "./batch.js";
 import { throwIfAborted, type CallOptions } from "./call.js";
 import type { EditView } from "./edit-view.js";
 import { attnFlops, headFlops, mlpFlops } from "./flops.js";
-import type { ExternalData } from "../graph/builder.js";
-import { readAhead } from "../io/read-ahead.js";
 import { SegmentSession, type Scratch, type SessionOptions } from "./session.js";
 
 /** Per-layer past keys and values, each (B, Hkv, P, Dh). */
@@ -77,6 +75,17 @@ export interface RunResult {
   logits?: Float32Array;
 }
 
+/** Options of one half-block call (`attn`, `mlp`). */
+export interface HalfBlockOptions {
+  meter?: FlopMeter;
+  /** Return the present keys/values (attention only). Default false. */
+  keepCache?: boolean;
+  /** Copy out the component (attention or MLP output). Default true. */
+  component?: boolean;
+  /** (B, T, D) array that receives the half-block's output (resid_mid or resid_post): no allocation. */
+  into?: Float32Array;
+}
+
 /** Counts the FLOPs of the engine calls it is passed to (one per measured task, so concurrent
  * tasks on one engine are counted apart). */
 export interface FlopMeter {
@@ -106,22 +115,14 @@ export class Engine {
     for (let l = 0; l < cfg.nLayer; l++) compile.push([() => compileAttention(arch, cfg, weights, l), opts], [() => compileMlp(arch, cfg, weights, l), opts]);
     const sessions: SegmentSession[] = [];
     let scratch: Scratch = {}; // one serialisation buffer for a run of segments: no garbage model bytes
-    let headExternal: ExternalData[] = [];
     try {
       for (const [i, [segment, o]] of compile.entries()) {
         await new Promise((resolve) => setImmediate(resolve));
         throwIfAborted(call.signal);
         if (i === 2) scratch = {};
-        const seg = segment();
-        if (seg.kind === "head") headExternal = seg.graph.initializers.flatMap((w) => (w.external ? [w.external] : []));
-        sessions.push(await SegmentSession.create(seg, o, scratch));
+        sessions.push(await SegmentSession.create(segment(), o, scratch));
         call.onProgress?.({ phase: "load", done: i + 1, total: compile.length });
       }
-      // The head maps its unembedding from the checkpoint unpacked, and first reads it on the first
-      // run; read first of all at load, it may have left the page cache while the layers streamed
-      // past (the GPT-2-XL shape: 321 MB, then 5.9 GB), and would then fault back from the disk a
-      // few pages at a time during the first predict. One sequential read puts it back now.
-      await readAhead(headExternal);
     } catch (e) {
       for (const s of sessions) await s.release();
       throw e;
@@ -142,9 +143,10 @@ export class Engine {
 
   /**
    * Attention half-block of `layer`: resid (B, T, D), past (B, Hkv, P, Dh), bias (B, 1, T, S).
-   * With `component` false the attention output is not copied out (attnOut is then empty).
+   * With `component` false the attention output is not copied out (attnOut is then empty); with
+   * `into`, resid_mid is written there ((B, T, D), not `resid`) instead of a new array.
    */
-  async attn(layer: number, batch: Batch, resid: Float32Array, bias: Float32Array, past?: { key: Float32Array; value: Float32Array }, meter?: FlopMeter, keepCache = false, component = true) {
+  async attn(layer: number, batch: Batch, resid: Float32Array, bias: Float32Array, past?: { key: Float32Array; value: Float32Array }, opts: HalfBlockOptions = {}) {
     const { B, T } = batch;
     const cfg = this.config;
     const H = cfg.nKvHead;
@@ -160,9 +162,9 @@ export class Engine {
     };
     if (seg.inputNames.includes(IO.positions)) feeds[IO.positions] = { data: batch.positions, dims: [B, T] };
     // Present keys/values are copied out only when the caller keeps the cache.
-    const fetch = [IO.residMid, ...(component ? [IO.attnOut] : []), ...(keepCache ? [IO.presentKey, IO.presentValue] : [])];
-    const out = await seg.run(feeds, fetch);
-    if (meter) meter.flops += attnFlops(cfg, B * T, P + T);
+    const fetch = [IO.residMid, ...(opts.component !== false ? [IO.attnOut] : []), ...(opts.keepCache ? [IO.presentKey, IO.presentValue] : [])];
+    const out = await seg.run(feeds, fetch, opts.into ? { [IO.residMid]: { data: opts.into, dims: [B, T, cfg.nEmbd] } } : {});
+    if (opts.meter) opts.meter.flops += attnFlops(cfg, B * T, P + T);
     return { residMid: out[IO.residMid]!, attnOut: out[IO.attnOut] ?? EMPTY, key: out[IO.presentKey], value: out[IO.presentValue] };
   }
 
@@ -174,24 +176,26 @@ export class Engine {
   /**
    * MLP half-block of `layer` with the edits of `edits` at that layer: residMid (B, T, D); resid
    * (B, T, D), the block's input, when `mlpReadsBlockInput`. With `component` false the MLP output
-   * is not copied out (mlpOut is then empty).
+   * is not copied out (mlpOut is then empty); with `into`, resid_post is written there ((B, T, D),
+   * neither input) instead of a new array.
    */
-  async mlp(layer: number, B: number, T: number, residMid: Float32Array, needKey: boolean, edits: EditView, meter?: FlopMeter, resid?: Float32Array, component = true): Promise<MlpState> {
-    const fetch = [IO.residPost, ...(component ? [IO.mlpOut] : []), ...(needKey ? [IO.mlpKey] : [])];
+  async mlp(layer: number, B: number, T: number, residMid: Float32Array, edits: EditView, opts: HalfBlockOptions & { needKey?: boolean; resid?: Float32Array } = {}): Promise<MlpState> {
+    const fetch = [IO.residPost, ...(opts.component !== false ? [IO.mlpOut] : []), ...(opts.needKey ? [IO.mlpKey] : [])];
     const f = edits.factors(layer);
     const R = f?.rank ?? 0;
+    const D = this.config.nEmbd;
     const seg = this.mlpSegs[layer]!;
     const feeds: Record<string, { data: Float32Array; dims: number[] }> = {
-      [IO.residMid]: { data: residMid, dims: [B, T, this.config.nEmbd] },
+      [IO.residMid]: { data: residMid, dims: [B, T, D] },
       [IO.editU]: { data: f?.u ?? EMPTY, dims: [this.config.nInner, R] },
-      [IO.editV]: { data: f?.v ?? EMPTY, dims: [R, this.config.nEmbd] },
+      [IO.editV]: { data: f?.v ?? EMPTY, dims: [R, D] },
     };
     if (seg.inputNames.includes(IO.resid)) {
-      if (!resid) throw new RomeError("ERR_ARGUMENT", `the MLP of layer ${layer} reads the block's input (a parallel block): pass it`);
-      feeds[IO.resid] = { data: resid, dims: [B, T, this.config.nEmbd] };
+      if (!opts.resid) throw new RomeError("ERR_ARGUMENT", `the MLP of layer ${layer} reads the block's input (a parallel block): pass it`);
+      feeds[IO.resid] = { data: opts.resid, dims: [B, T, D] };
     }
-    const out = await seg.run(feeds, fetch);
-    if (meter) meter.flops += mlpFlops(this.config, B * T);
+    const out = await seg.run(feeds, fetch, opts.into ? { [IO.residPost]: { data: opts.into, dims: [B, T, D] } } : {});
+    if (opts.meter) opts.meter.flops += mlpFlops(this.config, B * T);
     return { residMid, residPost: out[IO.residPost]!, mlpOut: out[IO.mlpOut] ?? EMPTY, mlpKey: out[IO.mlpKey] };
   }
 
@@ -254,7 +258,7 @@ export class Engine {
     for (let l = start; l < stop; l++) {
       rec("resid_pre", l, resid);
       const past = opts.cache ? { key: opts.cache.key[l]!, value: opts.cache.value[l]! } : undefined;
-      const a = await this.attn(l, batch, resid, bias, past, opts.meter, cache !== undefined);
+      const a = await this.attn(l, batch, resid, bias, past, { meter: opts.meter, keepCache: cache !== undefined });
       if (cache) {
         cache.key[l] = a.key!;
         cache.value[l] = a.value!;
@@ -262,7 +266,7 @@ export class Engine {
       opts.hooks?.attn?.(l, { resid, residMid: a.residMid, attnOut: a.attnOut });
       rec("resid_mid", l, a.residMid);
       rec("attn_out", l, a.attnOut);
-      const m = await this.mlp(l, B, T, a.residMid, want.has("mlp_key") || (opts.needKey?.(l) ?? false), opts.edits, opts.meter, resid);
+      const m = await this.mlp(l, B, T, a.residMid, opts.edits, { needKey: want.has("mlp_key") || (opts.needKey?.(l) ?? false), meter: opts.meter, resid });
       opts.hooks?.mlp?.(l, m);
       rec("mlp_out", l, m.mlpOut);
       if (m.mlpKey) rec("mlp_key", l, m.mlpKey);

@@ -72,24 +72,32 @@ export class SegmentSession {
     return this.session.outputNames;
   }
 
-  /** Runs the segment, computing only the outputs named in `fetch`. */
-  async run(feeds: Record<string, Feed>, fetch: readonly string[]): Promise<Record<string, Float32Array>> {
+  /**
+   * Runs the segment, computing only the outputs named in `fetch`. An output given in `into`
+   * (float32, with the exact dims the segment produces) is written there by onnxruntime, which
+   * then allocates nothing for it; the result names that same array.
+   */
+  async run(feeds: Record<string, Feed>, fetch: readonly string[], into: Record<string, Feed> = {}): Promise<Record<string, Float32Array>> {
     const inputs: Record<string, ort.Tensor> = {};
-    for (const [k, f] of Object.entries(feeds)) {
-      inputs[k] = f.data instanceof BigInt64Array ? new ort.Tensor("int64", f.data, f.dims) : new ort.Tensor("float32", f.data, f.dims);
-    }
+    for (const [k, f] of Object.entries(feeds)) inputs[k] = tensor(f);
+    const fetches: Record<string, ort.Tensor | null> = {};
+    for (const k of fetch) fetches[k] = into[k] ? tensor(into[k]) : null;
     let out: ort.InferenceSession.ReturnType;
     try {
-      out = await this.session.run(inputs, fetch as string[]);
+      out = await this.session.run(inputs, fetches);
     } catch (e) {
       throw new RomeError("ERR_ONNX", `segment ${this.name} failed: ${(e as Error).message}`, { cause: e });
     }
     const result: Record<string, Float32Array> = {};
-    for (const k of fetch) result[k] = out[k]!.data as Float32Array;
+    for (const k of fetch) result[k] = (into[k]?.data ?? out[k]!.data) as Float32Array;
     return result;
   }
 
   async release(): Promise<void> {
     await this.session.release();
   }
+}
+
+function tensor(f: Feed): ort.Tensor {
+  return f.data instanceof BigInt64Array ? new ort.Tensor("int64", f.data, f.dims) : new ort.Tensor("float32", f.data, f.dims);
 }

@@ -48,23 +48,47 @@ export async function sweepMinimal(ctx: SweepContext, plans: readonly Restoratio
     if (entry === 2 * L && r.t < ctx.T - 1) return;
     (byT.get(r.t) ?? byT.set(r.t, []).get(r.t)!).push(i);
   });
-  let done = plans.length - [...byT.values()].reduce((a, v) => a + v.length, 0);
-  ctx.onProgress?.(done);
+  const chunks: { t: number; idx: number[] }[] = [];
   for (const [t, idx] of [...byT].sort((a, b) => a[0] - b[0])) {
     // Restorations per batch: within the memory budget, and at most ~1024 token rows per engine
     // call (larger batches measured slower on CPU, and cost memory).
     const per = Math.max(1, Math.min(Math.floor(ctx.maxRows / ctx.N), Math.floor(1024 / (ctx.N * (ctx.T - t)))));
     idx.sort((a, b) => entryStep(plans[a]!) - entryStep(plans[b]!));
-    for (let c = 0; c < idx.length; c += per) {
-      throwIfAborted(ctx.signal);
-      const chunk = idx.slice(c, c + per);
-      const s = await runChunk(ctx, t, chunk.map((i) => plans[i]!));
-      chunk.forEach((i, k) => (scores[i] = s[k]!));
-      done += chunk.length;
-      ctx.onProgress?.(done);
-    }
+    for (let c = 0; c < idx.length; c += per) chunks.push({ t, idx: idx.slice(c, c + per) });
+  }
+  const buffers = sweepBuffers(ctx, chunks.map(({ t, idx }) => ({ t, rows: idx.length * ctx.N })));
+  let done = plans.length - chunks.reduce((a, c) => a + c.idx.length, 0);
+  ctx.onProgress?.(done);
+  for (const { t, idx } of chunks) {
+    throwIfAborted(ctx.signal);
+    const s = await runChunk(ctx, t, idx.map((i) => plans[i]!), buffers);
+    idx.forEach((i, k) => (scores[i] = s[k]!));
+    done += idx.length;
+    ctx.onProgress?.(done);
   }
   return scores;
+}
+
+/**
+ * The arrays a sweep's batches live in, allocated once at the largest batch's size: each batch
+ * views their first elements. The residual stream moves between `states` (2, or 3 for parallel
+ * blocks whose MLP also reads the block's input): onnxruntime writes each half-block's output
+ * into one that none of its inputs is in, so a batch grows in place and nothing is copied between
+ * segments.
+ */
+interface SweepBuffers {
+  states: Float32Array[]; // each (rows, Tp, D) for the largest rows × Tp
+  key: Float32Array;      // (rows, Hkv, t, Dh) for the largest rows × t: gathered past keys
+  value: Float32Array;    // (rows, Hkv, t, Dh): past values
+}
+
+function sweepBuffers(ctx: SweepContext, batches: readonly { t: number; rows: number }[]): SweepBuffers {
+  const cfg = ctx.engine.config;
+  const tokens = Math.max(0, ...batches.map((b) => b.rows * (ctx.T - b.t)));
+  const past = Math.max(0, ...batches.map((b) => b.rows * b.t)) * cfg.nKvHead * cfg.headDim;
+  // Uninitialised: every element a batch reads is written first (by a plan or by onnxruntime).
+  const states = Array.from({ length: ctx.engine.mlpReadsBlockInput ? 3 : 2 }, () => planBuffer(tokens * cfg.nEmbd));
+  return { states, key: planBuffer(past), value: planBuffer(past) };
 }
 
 /** Minimal FLOPs of one restoration: the layers after its entry, positions ≥ t, last-position head. */
@@ -80,75 +104,75 @@ export function minimalFlops(ctx: { engine: Engine; N: number; T: number }, r: R
   return f;
 }
 
-async function runChunk(ctx: SweepContext, t: number, plans: Restoration[]): Promise<number[]> {
+async function runChunk(ctx: SweepContext, t: number, plans: Restoration[], buf: SweepBuffers): Promise<number[]> {
   const { engine, N, T } = ctx;
   const cfg = engine.config;
   const L = cfg.nLayer;
   const D = cfg.nEmbd;
   const Tp = T - t;
   const entries = plans.map(entryStep);
+  // Every row has the same positions and bias: one row's, tiled for the last (largest) batch.
+  const one = oneRow(t, Tp);
+  const positions = tile(one.positions, plans.length * N); // (rows, Tp)
+  const bias = tile(attentionBias(one), plans.length * N); // (rows, 1, Tp, T)
   let rows = 0;
-  let resid: Float32Array = new Float32Array(0); // (rows, Tp, D)
+  const states = (b: number) => buf.states[b]!.subarray(0, rows * Tp * D); // (rows, Tp, D)
+  let cur = 0; // the states array holding the residual stream
   // Parallel blocks' MLPs read the block's input: kept from the attention step (rows entering
   // after an attention half-block take the corrupted run's, which their entry leaves unchanged).
   const parallel = engine.mlpReadsBlockInput;
-  let blockIn: Float32Array = new Float32Array(0); // (rows, Tp, D) when parallel
+  let blockIn = -1; // the states array holding it, when parallel
+  const free = () => buf.states.findIndex((_, b) => b !== cur && b !== blockIn); // neither input of the next segment
   let active: Restoration[] = [];
   let past: RestorePlan | undefined; // gathers the corrupted KV cache for `rows` (rebuilt when rows grow)
-  let kv: { key: Float32Array; value: Float32Array } = { key: new Float32Array(0), value: new Float32Array(0) }; // (rows, Hkv, t, Dh) each
-  const bias1 = attentionBias(oneRow(t, Tp)); // (1, 1, Tp, T)
+  let kv = { key: buf.key, value: buf.value }; // (rows, Hkv, t, Dh) views
   for (let step = Math.min(...entries); step <= 2 * L; step++) {
     const entering = plans.filter((_, i) => entries[i] === step);
     if (entering.length > 0) {
-      // The grown batch: the rows so far, then N rows per entering restoration.
-      const grown = planBuffer((rows + entering.length * N) * Tp * D); // written whole by the plan
+      // The batch grows in place: the rows so far stay, N rows per entering restoration follow.
+      const before = rows;
+      rows += entering.length * N;
       const plan = new RestorePlan(D);
-      plan.copy(0, rows * Tp, plan.slot(resid), 0);
-      entering.forEach((r, k) => entryBlock(ctx, r, t, rows + k * N, plan));
-      plan.run(grown);
+      entering.forEach((r, k) => entryBlock(ctx, r, t, before + k * N, plan));
+      plan.run(states(cur));
       if (parallel && step % 2 === 1) {
-        const inputs = planBuffer(grown.length);
+        if (blockIn < 0) blockIn = free();
         const inPlan = new RestorePlan(D);
-        inPlan.copy(0, rows * Tp, inPlan.slot(blockIn), 0);
         const pre = inPlan.slot(ctx.corrupted.residPre[step >> 1]!); // (N, T, D)
         entering.forEach((_, k) => {
-          for (let n = 0; n < N; n++) inPlan.copy((rows + k * N + n) * Tp, Tp, pre, n * T + t);
+          for (let n = 0; n < N; n++) inPlan.copy((before + k * N + n) * Tp, Tp, pre, n * T + t);
         });
-        inPlan.run(inputs);
-        blockIn = inputs;
+        inPlan.run(states(blockIn));
       }
-      resid = grown;
-      rows += entering.length * N;
       active = active.concat(entering);
       past = undefined;
     }
     if (rows === 0) continue;
     if (step === 2 * L) break;
     const layer = step >> 1;
+    const out = free();
     if (step % 2 === 0) {
-      const one = oneRow(t, Tp);
-      const batch: Batch = { ...one, B: rows, positions: tile(one.positions, rows) };
-      if (!past) {
-        // Rebuilt when rows grow; the buffers are reused layer after layer (the plan overwrites
-        // them whole, and onnxruntime is done reading them when `attn` resolves).
-        past = pastPlan(N, rows, t, T, cfg.nKvHead, cfg.headDim);
-        const size = rows * cfg.nKvHead * t * cfg.headDim; // (rows, Hkv, t, Dh)
-        kv = { key: planBuffer(size), value: planBuffer(size) };
+      const batch: Batch = { ...one, B: rows, positions: positions.subarray(0, rows * Tp) };
+      if (t > 0) {
+        if (!past) {
+          past = pastPlan(N, rows, t, T, cfg.nKvHead, cfg.headDim);
+          const size = rows * cfg.nKvHead * t * cfg.headDim;
+          kv = { key: buf.key.subarray(0, size), value: buf.value.subarray(0, size) };
+        }
+        past.run(kv.key, [ctx.cache.key[layer]!, kv.key]);
+        past.run(kv.value, [ctx.cache.value[layer]!, kv.value]);
       }
-      past.run(kv.key, [ctx.cache.key[layer]!]);
-      past.run(kv.value, [ctx.cache.value[layer]!]);
-      const a = await engine.attn(layer, batch, resid, tile(bias1, rows), t > 0 ? kv : undefined, ctx.meter, false, false); // no attnOut copy
-      if (parallel) blockIn = resid;
-      patchPlan(ctx, active, layer, "attn", t, Tp).run(a.residMid, [resid]);
-      resid = a.residMid;
+      const a = await engine.attn(layer, batch, states(cur), bias.subarray(0, rows * Tp * T), t > 0 ? kv : undefined, { meter: ctx.meter, component: false, into: states(out) });
+      patchPlan(ctx, active, layer, "attn", t, Tp).run(a.residMid, [states(cur)]);
+      if (parallel) blockIn = cur;
     } else {
-      const m = await engine.mlp(layer, rows, Tp, resid, false, ctx.edits, ctx.meter, parallel ? blockIn : undefined, false); // no mlpOut copy
-      patchPlan(ctx, active, layer, "mlp", t, Tp).run(m.residPost, [resid]);
-      resid = m.residPost;
+      const m = await engine.mlp(layer, rows, Tp, states(cur), ctx.edits, { meter: ctx.meter, component: false, resid: parallel ? states(blockIn) : undefined, into: states(out) });
+      patchPlan(ctx, active, layer, "mlp", t, Tp).run(m.residPost, [states(cur)]);
     }
+    cur = out;
   }
   // log p(answer) comes out of the head graph: (rows) values instead of (rows, V) logits.
-  const logp = await engine.headLogprob(rows, Tp, resid, Array.from({ length: rows }, (_, r) => [r, Tp - 1] as const), ctx.answer, ctx.meter);
+  const logp = await engine.headLogprob(rows, Tp, states(cur), Array.from({ length: rows }, (_, r) => [r, Tp - 1] as const), ctx.answer, ctx.meter);
   const byPlan = new Map<Restoration, number>();
   active.forEach((r, k) => {
     let sum = 0;
@@ -209,13 +233,19 @@ function patchPlan(ctx: SweepContext, active: Restoration[], layer: number, site
   return plan;
 }
 
-/** Plan gathering past keys (or values) for `rows` batch rows, bound slot 0 the corrupted cache
- * (N, H, T, Dh): row r takes sample r mod N's first t positions, into (rows, H, t, Dh). */
+/**
+ * Plan gathering past keys (or values) for `rows` batch rows (a multiple of N), bound slot 0 the
+ * corrupted cache (N, Hkv, T, Dh) and slot 1 the destination itself: row r takes sample r mod N's
+ * first t positions, into (rows, Hkv, t, Dh). The first N rows are gathered, the others copy them
+ * in blocks of N rows (entries run in order).
+ */
 function pastPlan(N: number, rows: number, t: number, T: number, H: number, Dh: number): RestorePlan {
-  const plan = new RestorePlan(Dh, 1);
-  for (let r = 0; r < rows; r++) {
-    for (let h = 0; h < H; h++) plan.copy((r * H + h) * t, t, 0, ((r % N) * H + h) * T);
+  const plan = new RestorePlan(Dh, 2);
+  for (let r = 0; r < N; r++) {
+    for (let h = 0; h < H; h++) plan.copy((r * H + h) * t, t, 0, (r * H + h) * T);
   }
+  const block = N * H * t; // vectors of N rows
+  for (let r = N; r < rows; r += N) plan.copy((r / N) * block, block, 1, 0);
   return plan;
 }
 
