@@ -53,3 +53,20 @@ test("load reports progress per segment up to the total, and an aborted load rej
   t.is(e!.name, "AbortError");
   t.is((e as RomeError).code, "ERR_ABORTED");
 });
+
+test("memoryArena only changes where onnxruntime's buffers come from: bit-identical logits, and a non-boolean is refused", async (t) => {
+  const prompts = ["Castle of Berkbre is located in the city of", "The"];
+  const off = await Model.load(TINYFACTS);
+  const on = await Model.load(TINYFACTS, { memoryArena: true });
+  t.false(off.memoryArena);
+  t.true(on.memoryArena);
+  for (let run = 0; run < 2; run++) { // the second run reuses the arena's buffers
+    const [a, b] = [await off.nextTokenLogits(prompts), await on.nextTokenLogits(prompts)];
+    for (let i = 0; i < prompts.length; i++) t.deepEqual(a[i], b[i]);
+  }
+  await off.dispose();
+  await on.dispose();
+  const e = await t.throwsAsync(Model.load(TINYFACTS, { memoryArena: "yes" as unknown as boolean }), { instanceOf: RomeError }) as RomeError;
+  t.is(e.code, "ERR_ARGUMENT");
+  t.regex(e.message, /memoryArena must be true or false/);
+});

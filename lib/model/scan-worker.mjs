@@ -21,15 +21,20 @@ function scan({ path, offset, length, stride }) {
   }
 }
 
+// One read buffer, grown to the largest chunk asked for (at most CHUNK) and kept: a buffer per scan
+// would leave garbage that this thread's heap collects only late, so the process's memory would
+// wander from load to load.
+let buffer = new Uint8Array(0);
+
 function check(fd, path, offset, length, stride) {
-  const buffer = new Uint8Array(Math.min(CHUNK, length));
+  if (buffer.length < Math.min(CHUNK, length)) buffer = new Uint8Array(Math.min(CHUNK, length));
   const words = new Uint32Array(buffer.buffer); // (buffer.length / 4)
   const floats = new Float32Array(buffer.buffer);
   const view = new DataView(buffer.buffer);
   const n = length / 4;
   const sample = new Float32Array(Math.ceil(n / stride));
-  for (let at = 0; at < length; at += CHUNK) {
-    const bytes = Math.min(CHUNK, length - at);
+  for (let at = 0; at < length; at += buffer.length) {
+    const bytes = Math.min(buffer.length, length - at);
     for (let done = 0; done < bytes;) {
       const got = readSync(fd, buffer, done, bytes - done, offset + at + done);
       if (got === 0) throw new Error(`${path}: unexpected end of file`);

@@ -29,11 +29,10 @@ export class WeightScanner {
 
   private start(): Worker {
     // ../../lib/model/ from both lib/model/ and dist/model/: the worker is plain JavaScript shipped in lib/
-    // The thread inherits the process's flags, but --input-type (a process started with `-e`)
-    // makes a worker started from a file fail: dropped.
-    const worker = new Worker(new URL("../../lib/model/scan-worker.mjs", import.meta.url), {
-      execArgv: process.execArgv.filter((a) => !a.startsWith("--input-type")),
-    });
+    // Started with no flags: it needs none (plain JavaScript, no loader), and some of the process's
+    // are refused or misread in a worker (--expose-gc throws ERR_WORKER_INVALID_EXEC_ARGV;
+    // --input-type, from a process started with `-e`, makes a worker started from a file fail).
+    const worker = new Worker(new URL("../../lib/model/scan-worker.mjs", import.meta.url), { execArgv: [] });
     worker.on("message", (m: Reply) => {
       const p = this.pending.get(m.id);
       if (!p) return;
