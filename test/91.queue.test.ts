@@ -1,5 +1,4 @@
 import test from "ava";
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Model } from "../lib/runtime/model.js";
@@ -11,19 +10,7 @@ import { traceDataset } from "../lib/trace/dataset.js";
 import { readKnownFacts } from "../lib/trace/known.js";
 import { startRedis } from "./fixtures/redis.js";
 import { startWorkers, withoutSeconds } from "./fixtures/queue-workers.js";
-import { ROOT, tempDir, TINYFACTS } from "./helpers.js";
-
-/** Runs the command line (without blocking the tests that run beside this one). */
-function runCli(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--import=tsx", join(ROOT, "lib", "cli", "main.ts"), ...args], { cwd: ROOT });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d));
-    child.stderr.on("data", (d: Buffer) => (stderr += d));
-    child.on("exit", (status) => resolve({ status, stdout, stderr }));
-  });
-}
+import { ROOT, runCli, tempDir, TINYFACTS } from "./helpers.js";
 
 test("a sweep of 20 facts on 3 workers, one SIGKILLed midway, writes the single-process lines: one per fact, bit for bit", async (t) => {
   const dir = tempDir(t);

@@ -1,5 +1,4 @@
 import test from "ava";
-import { spawn } from "node:child_process";
 import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { RomeError } from "../lib/errors.js";
@@ -14,18 +13,7 @@ import { traceDataset } from "../lib/trace/dataset.js";
 import { readKnownFacts } from "../lib/trace/known.js";
 import { startRedis } from "./fixtures/redis.js";
 import { startWorkers, withoutSeconds } from "./fixtures/queue-workers.js";
-import { ROOT, tempDir, TINYFACTS } from "./helpers.js";
-
-function runCli(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--import=tsx", join(ROOT, "lib", "cli", "main.ts"), ...args], { cwd: ROOT });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d));
-    child.stderr.on("data", (d: Buffer) => (stderr += d));
-    child.on("exit", (status) => resolve({ status, stdout, stderr }));
-  });
-}
+import { ROOT, runCli, tempDir, TINYFACTS } from "./helpers.js";
 
 test("a sweep under an edits file on 2 workers writes the local lines under the same edit, bit for bit; the command line takes --edits locally too", async (t) => {
   const dir = tempDir(t);

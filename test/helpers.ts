@@ -1,4 +1,5 @@
 // Shared test helpers: fixture paths, temporary directories, max-difference comparisons.
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -34,4 +35,16 @@ export function relFrobenius(a: ArrayLike<number>, b: ArrayLike<number>): number
     den += b[i]! ** 2;
   }
   return Math.sqrt(num / den);
+}
+
+/** Runs the command line (without blocking the tests that run beside this one). */
+export function runCli(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ["--import=tsx", join(ROOT, "lib", "cli", "main.ts"), ...args], { cwd: ROOT });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d));
+    child.stderr.on("data", (d: Buffer) => (stderr += d));
+    child.on("exit", (status) => resolve({ status, stdout, stderr }));
+  });
 }
