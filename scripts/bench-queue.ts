@@ -159,6 +159,8 @@ try {
   printTable("Overhead per job", overheads);
   console.log(`\n2 workers / 1 worker: ${speedup.toFixed(2)}× (goal ≥ 1.7×), against ${ceiling.toFixed(2)}× for two local sweeps side by side in this run ` +
     `(the machine's ceiling for two processes; the queue reaches ${(100 * speedup / ceiling).toFixed(0)}% of it); overhead per job ${(100 * overheadMs / (1000 * factSeconds)).toFixed(1)}% of a fact's trace time (goal < 5%)`);
+  // The two ratios have different denominators (one worker, the in-process sweep); in facts/s the two 2-process runs compare directly.
+  console.log(`2 workers deliver ${(100 * rows[2]!["facts/s"] / rows[3]!["facts/s"]).toFixed(0)}% of the facts/s of two local sweeps side by side`);
   writeResults("queue", { facts: nFacts, samples, shardSize, rounds, loadAverage: [load0, loadavg()[0]], runs, rows, overheads, speedup, ceiling });
 } finally {
   for (const w of workers) w.kill("SIGKILL");
