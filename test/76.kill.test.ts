@@ -1,6 +1,6 @@
 // A writer killed (SIGKILL) at random moments leaves exportCheckpoint's directory, exportEdits'
 // file and the statistics cache either whole or absent: whatever exists loads and verifies, and the
-// only other entries are temporaries of the run just killed, which the next run removes.
+// only other entries are temporaries of the last run that wrote there, which the next write removes.
 import test from "ava";
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
@@ -30,10 +30,15 @@ function runWriter(dir: string, delayMs: number | "once"): Promise<{ pid: number
   });
 }
 
+/** The pids that wrote the temporaries in one directory. */
+function temporaryPids(dir: string): number[] {
+  const names = existsSync(dir) ? readdirSync(dir) : [];
+  return names.map((n) => TEMPORARY.exec(n)).filter((m) => m !== null).map((m) => Number(m![1]));
+}
+
 /** Temporaries in `dir` and its cache, by the pid that wrote them. */
 function temporaries(dir: string): number[] {
-  const names = [...readdirSync(dir), ...(existsSync(join(dir, "cache")) ? readdirSync(join(dir, "cache")) : [])];
-  return names.map((n) => TEMPORARY.exec(n)).filter((m) => m !== null).map((m) => Number(m![1]));
+  return [...temporaryPids(dir), ...temporaryPids(join(dir, "cache"))];
 }
 
 test("killed at random moments, the writer leaves every output whole or absent and no temporaries pile up", async (t) => {
@@ -61,10 +66,15 @@ test("killed at random moments, the writer leaves every output whole or absent a
         seen.stats++;
         t.notThrows(() => loadStats(join(dir, "cache", f)), `kill ${k}: ${f}`);
       }
-      const temps = temporaries(dir);
-      seen.temporaries += temps.length;
-      // Temporaries come only from the last two runs: each run removes those of the runs before.
-      for (const pid of temps) t.true(pids.slice(-2).includes(pid), `kill ${k}: a temporary of pid ${pid} survived`);
+      seen.temporaries += temporaries(dir).length;
+      // A write into a directory first removes the temporaries of dead writers there, so those left in
+      // one directory are all the last writer's: one killed run's, never a pile of several (however
+      // early or late each run was killed).
+      for (const d of [dir, join(dir, "cache")]) {
+        const writers = new Set(temporaryPids(d));
+        t.true(writers.size <= 1, `kill ${k}: temporaries of ${writers.size} runs in ${d}`);
+        for (const pid of writers) t.true(pids.includes(pid), `kill ${k}: a temporary of pid ${pid}, not a run of this lane`);
+      }
       const outside = readdirSync(dir).filter((n) => !TEMPORARY.test(n) && !["ckpt", "edits.safetensors", "cache"].includes(n));
       t.deepEqual(outside, [], `kill ${k}`);
     }
