@@ -198,15 +198,21 @@ test.serial("a dead worker rejects pending and later calls with ERR_WORKER", asy
 // calls; Worker.terminate() mid-trace did so within a few rounds. Disposing, or dying, mid-trace
 // must end the worker between two runs instead: the test process survives every round.
 test.serial("disposing or dying mid-trace ends the worker between runs: 6 rounds, the process survives, calls reject with ERR_WORKER", async (t) => {
-  for (const [round, delayMs] of [0, 15, 40, 80, 150, 300].entries()) {
+  // Each round ends the worker after the trace's k-th progress report (k = 0: at once), never past
+  // the 6th of its 12: the trace still has half its runs to do, however fast the machine.
+  for (const [round, reports] of [0, 1, 2, 3, 4, 6].entries()) {
     const m = await Model.load(TINYFACTS, { worker: true });
+    let seen = 0;
+    let reached: () => void = () => {};
+    const due = reports === 0 ? Promise.resolve() : new Promise<void>((r) => (reached = r));
+    const onProgress = () => ++seen === reports && reached();
     // with a signal, the worker aborts the trace when disposed; a call without one (the predict) runs to its end first
-    const pending = traceKinds(m, { ...TRACE, signal: new AbortController().signal }, ["resid", "mlp", "attn"]);
+    const pending = traceKinds(m, { ...TRACE, signal: new AbortController().signal, onProgress }, ["resid", "mlp", "attn"]);
     const predicted = m.predict(PROMPTS);
-    await new Promise((r) => setTimeout(r, delayMs));
+    await due;
     if (round % 2) await m.dispose();
     else (m as unknown as { worker: { postMessage(x: ToWorker): void } }).worker.postMessage({ type: "exit", code: 3 });
-    await t.throwsAsync(pending, { instanceOf: RomeError, code: "ERR_WORKER" }, `round ${round}`);
+    await t.throwsAsync(pending, { instanceOf: RomeError, code: "ERR_WORKER" }, `round ${round}, after ${reports} progress reports`);
     // the predict may have ended before the worker did
     await predicted.then((r) => t.is(r.length, PROMPTS.length), (e) => t.like(e, { code: "ERR_WORKER" }));
     await m.dispose();
