@@ -54,6 +54,10 @@ export interface Addon {
   choleskyFactor(a: Float64Tensor, ridge: number, async: boolean, backend: Backend): Promise<CholeskyInfo> | CholeskyInfo;
   choleskySolve(u: Float64Tensor, b: Float64Tensor, async: boolean, backend: Backend): Promise<void> | undefined;
   updateApply(w: Float32Tensor, u: Float32Tensor, v: Float32Tensor): UpdateRecord;
+  heapReserveBegin(bytes: number): boolean;
+  heapReserveEnd(): void;
+  heapTrim(): void;
+  scanF32(path: string, offset: number, length: number, stride: number): Promise<{ sample?: Float32Array; bad?: { index: number; value: number } }>;
 }
 
 /** Options of `loadNative`. */

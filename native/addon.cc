@@ -9,6 +9,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   rome::InitMoment(env, exports);
   rome::InitCholesky(env, exports);
   rome::InitUpdate(env, exports);
+  rome::InitHeap(env, exports);
+  rome::InitScan(env, exports);
   return exports;
 }
 

@@ -143,5 +143,7 @@ void InitMoment(Napi::Env env, Napi::Object exports);
 void InitCholesky(Napi::Env env, Napi::Object exports);
 void InitUpdate(Napi::Env env, Napi::Object exports);
 void InitInfo(Napi::Env env, Napi::Object exports);
+void InitHeap(Napi::Env env, Napi::Object exports);
+void InitScan(Napi::Env env, Napi::Object exports);
 
 }  // namespace rome

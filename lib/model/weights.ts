@@ -44,7 +44,7 @@ export class CheckpointWeights implements WeightSource {
 
   /**
    * The named F32 weight as external data: its file's folder and name, byte offset and length. Its
-   * values are checked on a worker thread meanwhile (`checked()` waits for the result); with
+   * values are checked off this thread meanwhile (lib/model/scan.ts) (`checked()` waits for the result); with
    * `sample`, it receives the values at every `stride`-th index. Throws the first failed check of an
    * earlier weight, if one has come back already. A weight is checked once.
    */
@@ -63,7 +63,7 @@ export class CheckpointWeights implements WeightSource {
     return { folder: dirname(at.file.path), location: basename(at.file.path), ...range };
   }
 
-  /** Waits for the checks `externalF32` started; rejects with the first that failed (ERR_NOT_FINITE). */
+  /** Waits for the checks `externalF32` started; rejects with the first that failed (ERR_NOT_FINITE) to come back. */
   async checked(): Promise<void> {
     await Promise.all(this.scans.splice(0));
     if (this.failed) throw this.failed;

@@ -12,6 +12,7 @@ import { throwIfAborted, type CallOptions } from "./call.js";
 import type { EditView } from "./edit-view.js";
 import { attnFlops, headFlops, mlpFlops } from "./flops.js";
 import { SegmentSession, type Scratch, type SessionOptions } from "./session.js";
+import { beginHeapReservation, endHeapReservation } from "../native-heap.js";
 
 /** Per-layer past keys and values, each (B, Hkv, P, Dh). */
 export interface KVCache {
@@ -115,17 +116,27 @@ export class Engine {
     for (let l = 0; l < cfg.nLayer; l++) compile.push([() => compileAttention(arch, cfg, weights, l), opts], [() => compileMlp(arch, cfg, weights, l), opts]);
     const sessions: SegmentSession[] = [];
     let scratch: Scratch = {}; // one serialisation buffer for a run of segments: no garbage model bytes
+    const used = new Set<string>(); // weights of the segments opened so far
+    let reserved = false;
     try {
       for (const [i, [segment, o]] of compile.entries()) {
         await new Promise((resolve) => setImmediate(resolve));
         throwIfAborted(call.signal);
-        if (i === 2) scratch = {};
-        sessions.push(await SegmentSession.create(segment(), o, scratch));
+        if (i === 2) {
+          scratch = {};
+          // onnxruntime pre-packs the layers' matrices into fresh memory, about their own size
+          reserved = beginHeapReservation(layerMatrixBytes(weights, used));
+        }
+        const seg = segment();
+        for (const init of seg.graph.initializers) used.add(init.name);
+        sessions.push(await SegmentSession.create(seg, o, scratch));
         call.onProgress?.({ phase: "load", done: i + 1, total: compile.length });
       }
     } catch (e) {
       for (const s of sessions) await s.release();
       throw e;
+    } finally {
+      if (reserved) endHeapReservation();
     }
     const [embed, head, ...layers] = sessions;
     return new Engine(cfg, embed!, layers.filter((_, i) => i % 2 === 0), layers.filter((_, i) => i % 2 === 1), head!);
@@ -295,4 +306,15 @@ function selection(select: readonly (readonly [number, number])[], B: number, T:
     sel[2 * i + 1] = BigInt(t);
   });
   return sel;
+}
+
+/** Bytes of the f32 matrices (2 or more dimensions) of `weights` not in `used` (the embedding and
+ * head segments'): what onnxruntime pre-packs for the layers. */
+function layerMatrixBytes(weights: WeightSource, used: ReadonlySet<string>): number {
+  let bytes = 0;
+  for (const name of weights.keys()) {
+    const shape = used.has(name) ? undefined : weights.shapeOf?.(name) ?? weights.get(name)?.shape;
+    if (shape && shape.length >= 2) bytes += 4 * shape.reduce((a, d) => a * d, 1);
+  }
+  return bytes;
 }

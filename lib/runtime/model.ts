@@ -7,6 +7,7 @@ import { Fingerprint, fingerprint, openCheckpoint } from "../model/checkpoint.js
 import type { ModelConfig } from "../model/config.js";
 import { Tokenizer } from "../model/tokenizer.js";
 import { HostedModel } from "../host/hosted-model.js";
+import { trimHeap } from "../native-heap.js";
 import { nativeCapabilities, niceNativeThread } from "../native-load.js";
 import { nextStep, padBatch } from "./batch.js";
 import { throwIfAborted, type CallOptions } from "./call.js";
@@ -405,6 +406,7 @@ export class Model {
   async dispose(): Promise<void> {
     await this.resources.dispose();
     await this.engine.release();
+    trimHeap(); // the sessions' memory lay in the heap (engine.ts reserves it there at load)
     this.onDispose?.();
   }
 }

@@ -59,3 +59,5 @@ void test_update();
 void test_moment();
 void test_cholesky();
 void test_cuda();
+void test_scan();
+void test_heap();

@@ -111,6 +111,8 @@ int main(int argc, char** argv) {
   test_moment();
   test_cholesky();
   test_cuda();
+  test_scan();
+  test_heap();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("\n%d checks, %d failed (%.1f s)\n", rt::checks(), rt::failures(), secs);
   return rt::failures() ? 1 : 0;
