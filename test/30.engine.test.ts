@@ -2,7 +2,8 @@ import test from "ava";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { RomeError } from "../lib/errors.js";
-import { padBatch, sliceColumns, splitBatch } from "../lib/runtime/batch.js";
+import { padBatch, sliceColumns, sliceRows, splitBatch } from "../lib/runtime/batch.js";
+import { runRows } from "../lib/runtime/engine-rows.js";
 import { EditView } from "../lib/runtime/edit-view.js";
 import { Model } from "../lib/runtime/model.js";
 import { maxAbsDiff, TINYFACTS } from "./helpers.js";
@@ -97,6 +98,33 @@ test("a split batch (first columns with their cache, then the rest from layer l)
     t.true(d <= 1e-6 * scale, `split at ${at}: max diff ${d} (max |resid| ${scale})`); // float32 reordering only
   }
   t.throws(() => splitBatch(batch, T + 1), { instanceOf: RomeError, code: "ERR_ARGUMENT" });
+});
+
+test("runRows (slices of rows) gives the whole batch's residual stream and cache, from layer l too", async (t) => {
+  const ids = golden.prompts.map((p: { ids: number[] }) => p.ids);
+  const batch = padBatch(ids); // 8 rows of different lengths
+  const { B, T } = batch;
+  const full = await model.engine.run(batch, { edits: EditView.NONE, record: ["resid_pre"], keepCache: true });
+  const close = (a: Float32Array, b: Float32Array, what: string) => {
+    const scale = b.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+    const d = maxAbsDiff(a, b);
+    t.true(a.length === b.length && d <= 1e-6 * scale, `${what}: max diff ${d} (max ${scale})`);
+  };
+  for (const rows of [1, 3, B]) {
+    const sliced = await runRows(model.engine, batch, { edits: EditView.NONE, keepCache: true }, rows);
+    close(sliced.resid, full.resid, `${rows} rows per run: resid`);
+    for (let l = 0; l < model.config.nLayer; l++) {
+      close(sliced.cache!.key[l]!, full.cache!.key[l]!, `${rows} rows per run: key ${l}`);
+      close(sliced.cache!.value[l]!, full.cache!.value[l]!, `${rows} rows per run: value ${l}`);
+    }
+    const upper = await runRows(model.engine, batch, { edits: EditView.NONE, from: { layer: 3, resid: full.records.resid_pre![3]! }, keepCache: true }, rows);
+    close(upper.resid, full.resid, `${rows} rows per run from layer 3`);
+    t.false(2 in upper.cache!.key, "no keys below the layer the run started at");
+    close(upper.cache!.key[4]!, full.cache!.key[4]!, `${rows} rows per run from layer 3: key 4`);
+  }
+  const part = sliceRows(batch, 2, 5);
+  t.deepEqual([part.B, part.T, part.pad], [3, T, batch.pad.slice(2, 5)]);
+  t.is(sliceRows(batch, 0, B).ids.length, B * T);
 });
 
 test("hooks see and can patch every intermediate state", async (t) => {

@@ -8,6 +8,7 @@ import { RomeError } from "../errors.js";
 import { padBatch } from "../runtime/batch.js";
 import { throwIfAborted, type CallOptions } from "../runtime/call.js";
 import type { EditView, LayerFactors } from "../runtime/edit-view.js";
+import { ROWS_PER_RUN } from "../runtime/engine-rows.js";
 import type { Model } from "../runtime/model.js";
 import type { Located } from "./lookup.js";
 import type { PreparedBatch } from "./memit-requests.js";
@@ -34,9 +35,6 @@ export interface SpreadResult {
   keys: Float32Array[];
   seconds: { keys: number; solve: number };
 }
-
-/** Rows per engine run when reading keys. */
-const ROWS_PER_RUN = 256;
 
 /**
  * Spreads the targets z (N, D) at the output of block max(layers) over `layers` (ascending), on the

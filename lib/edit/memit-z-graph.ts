@@ -45,14 +45,33 @@ export interface ZSession {
 }
 
 /** The batched gradient session for targets at the output of block `layer` under the edit set
- * `edits` (built once per model, layer and set of edited layers above, owned by the model and
- * freed by its dispose()). */
-export function zSession(model: Model, layer: number, edits: EditView): Promise<ZSession> {
+ * `edits` (built once per model, layer, set of edited layers above and `arena`, owned by the model
+ * and freed by its dispose()). With `arena`, the session keeps onnxruntime's memory arena (without
+ * memory patterns, whose blocks for each new shape faulted in another 10,000–18,000 pages per batch
+ * of 10 on TinyFacts): a step's intermediates reuse the memory of the step before instead of being
+ * freed and faulted back in at every step (see ZARENA_BYTES). */
+export function zSession(model: Model, layer: number, edits: EditView, arena = false): Promise<ZSession> {
   const edited = editedAbove(model, layer, edits);
-  return model.resources.get(`memit-z-session:${layer}:${edited.join(",")}`, () => build(model, layer, edited), (s) => s.session.release());
+  return model.resources.get(`memit-z-session:${layer}:${edited.join(",")}${arena ? ":arena" : ""}`, () => build(model, layer, edited, arena), (s) => s.session.release());
 }
 
-async function build(model: Model, layer: number, edited: readonly number[]): Promise<ZSession> {
+/**
+ * The most memory a z session's arena may keep for the model's lifetime: a chunk whose estimated
+ * step (zStepBytes) needs more runs without the arena, as every session by default (docs/memory.md).
+ */
+export const ZARENA_BYTES = 256 * 2 ** 20;
+
+/**
+ * Estimated memory of one step of the batched gradient graph, an upper bound of what its arena
+ * keeps: `rows` prompt rows of `window` columns, 8 (rows, window, d_ff) float32 intermediates per
+ * layer above `layer` (TinyFacts' batch of 10, 210 rows of 7 columns: 96 MB; the process's RSS
+ * after the batch was 294 MB with the arena and 380 MB without, freed memory the C heap kept).
+ */
+export function zStepBytes(model: Model, layer: number, rows: number, window: number): number {
+  return rows * window * model.config.nInner * 4 * 8 * Math.max(1, model.config.nLayer - layer - 1);
+}
+
+async function build(model: Model, layer: number, edited: readonly number[], arena: boolean): Promise<ZSession> {
   const cfg = model.config;
   const ctx = emitContext(`memit_z${layer}`, cfg, model.weights, true);
   const { b } = ctx;
@@ -83,7 +102,7 @@ async function build(model: Model, layer: number, edited: readonly number[]): Pr
   b.output(ZG.klLogprobs, lpKl, "float32", ["R", V]);
   const grad = buildGradient(b, { loss: ZG.loss, wrt: [ZG.deltas], keep: [ZG.klEach, ZG.targetLogprobs, ZG.klLogprobs] });
   try {
-    return { session: await SegmentSession.fromGraph(grad, model.sessionOptions), weightNames: ctx.weightNames };
+    return { session: await SegmentSession.fromGraph(grad, { ...model.sessionOptions, memoryArena: model.memoryArena || arena, memoryPattern: model.memoryArena }), weightNames: ctx.weightNames };
   } catch (e) {
     throw new RomeError("ERR_ONNX", `onnxruntime rejected the batched target-gradient graph of layer ${layer}: ${(e as Error).message}`, { cause: e });
   }

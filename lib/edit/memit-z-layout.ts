@@ -1,13 +1,15 @@
 // The rows of a chunk of MEMIT target optimisations, laid out once and fed to the batched gradient
 // graph (memit-z-graph.ts) for any subset of its requests. A request's rewriting prompts that
 // tokenize alike are one row counted with their multiplicity (the same terms of the same loss), and
-// the layers up to the z layer and the columns before the earliest subject-last token run once here.
+// the layers up to the z layer and the columns before the earliest subject-last token run once here
+// (in slices of rows: lib/runtime/engine-rows.ts).
 // `feeds(active)` gathers the rows of the requests still optimising, so requests that stopped
 // early cost nothing in later steps: rows are independent, so each request's loss and gradient
 // are the same in any subset.
 import { attentionBias, padBatch, sliceColumns, splitBatch } from "../runtime/batch.js";
 import { throwIfAborted, type CallOptions } from "../runtime/call.js";
 import type { EditView } from "../runtime/edit-view.js";
+import { runRows } from "../runtime/engine-rows.js";
 import type { KVCache } from "../runtime/engine.js";
 import type { Model } from "../runtime/model.js";
 import type { Feed } from "../runtime/session.js";
@@ -62,7 +64,7 @@ export async function layoutChunk(model: Model, layer: number, requests: readonl
   });
   const batch = padBatch(rows.map((x) => x.ids));
   const { B, T } = batch;
-  const lower = await model.engine.run(batch, { edits, stopLayer: layer + 1 });
+  const lower = await runRows(model.engine, batch, { edits, stopLayer: layer + 1 });
   throwIfAborted(call.signal);
   const at = (b: number) => (b * T + batch.pad[b]! + rows[b]!.index) * D;
   const zInit = new Float32Array(R * D);
@@ -72,7 +74,7 @@ export async function layoutChunk(model: Model, layer: number, requests: readonl
   const P0 = Math.min(...rows.map((x, b) => batch.pad[b]! + x.index));
   const W = T - P0;
   const { head: prefix, tail: win } = splitBatch(batch, P0);
-  const above = P0 > 0 ? (await model.engine.run(prefix, { edits, from: { layer: layer + 1, resid: sliceColumns(lower.resid, B, T, D, 0, P0) }, keepCache: true })).cache! : undefined;
+  const above = P0 > 0 ? (await runRows(model.engine, prefix, { edits, from: { layer: layer + 1, resid: sliceColumns(lower.resid, B, T, D, 0, P0) }, keepCache: true })).cache! : undefined;
   throwIfAborted(call.signal);
   const col = (b: number, pos: number) => batch.pad[b]! + pos - P0;
 

@@ -11,7 +11,7 @@ import type { EditView } from "../runtime/edit-view.js";
 import type { Model, ModelCallOptions } from "../runtime/model.js";
 import type { Located } from "./lookup.js";
 import { layoutChunk } from "./memit-z-layout.js";
-import { zSession, ZG } from "./memit-z-graph.js";
+import { zSession, zStepBytes, ZARENA_BYTES, ZG } from "./memit-z-graph.js";
 import { Adam, type ValueParams, type ValueStep } from "./value.js";
 
 /** One request's prompts: rewriting prompts (template + prompt + target[:-1]), the KL prompt, the target ids. */
@@ -65,7 +65,11 @@ async function optimiseChunk(model: Model, layer: number, requests: readonly Tar
   const D = cfg.nEmbd;
   const V = cfg.vocabSize;
   const R = requests.length;
-  const z = await zSession(model, layer, call.edits);
+  // A chunk's rows: each request's rewriting prompts (at most) and its KL prompt, over the columns
+  // from the earliest subject-last token on (memit-z-layout.ts).
+  const rows = requests.reduce((n, q) => n + q.rewriting.length + 1, 0);
+  const window = Math.max(...requests.flatMap((q) => [...q.rewriting, q.kl].map((x) => x.ids.length - x.index)));
+  const z = await zSession(model, layer, call.edits, zStepBytes(model, layer, rows, window) <= ZARENA_BYTES);
   const lay = await layoutChunk(model, layer, requests, z, call);
   const { zInit, promptRow, tokenRequest, tokenRow, weights } = lay;
   const initNorm = requests.map((_, r) => norm(zInit.subarray(r * D, (r + 1) * D)));

@@ -79,6 +79,16 @@ export function splitBatch(batch: Batch, at: number): { head: Batch; tail: Batch
   };
 }
 
+/** Rows [from, to) of a batch, with its columns, past and padding unchanged. */
+export function sliceRows(batch: Batch, from: number, to: number): Batch {
+  const { T, past } = batch;
+  const S = past + T;
+  return {
+    B: to - from, T, past, pad: batch.pad.slice(from, to),
+    ids: batch.ids.slice(from * T, to * T), positions: batch.positions.slice(from * T, to * T), keyMask: batch.keyMask.slice(from * S, to * S),
+  };
+}
+
 /** Columns [from, to) of a (B, T) row-major array of ids or mask bits: (B, to − from). */
 function columns(x: BigInt64Array, B: number, T: number, from: number, to: number): BigInt64Array;
 function columns(x: Uint8Array, B: number, T: number, from: number, to: number): Uint8Array;

@@ -19,6 +19,12 @@ export interface SessionOptions extends ThreadingOptions {
   prepacking?: boolean;
   /** Keep onnxruntime's CPU memory arena and memory patterns (LoadOptions.memoryArena). Default false. */
   memoryArena?: boolean;
+  /**
+   * Memory patterns (one block per input shape, planned at the first runs of that shape; needs the
+   * arena). Default: as memoryArena. Off, an arena reuses its chunks from run to run but does not
+   * also allocate a pattern's block beside them at each new shape.
+   */
+  memoryPattern?: boolean;
 }
 
 /** A reusable serialisation buffer for creating sessions one after another. */
@@ -55,7 +61,7 @@ export class SegmentSession {
         // Without the arena, a run's intermediates are freed when it ends instead of staying
         // reserved in this session (one of ~100 in a GPT-2-XL model) at its largest batch's size.
         enableCpuMemArena: opts.memoryArena === true,
-        enableMemPattern: opts.memoryArena === true,
+        enableMemPattern: opts.memoryPattern ?? opts.memoryArena === true,
         logSeverityLevel: 3,
       });
       return new SegmentSession(name, session);
