@@ -227,6 +227,15 @@ const CASES: Case[] = [
     },
   })),
   {
+    // The last layer of MEMIT's target graph: queries at some columns only, keys and values at all.
+    title: "attention (splitPast) with queries at columns 0 and 2 of 3 only, 4 query heads over 2 key/value heads", f32: true,
+    inputs: [["q", [1, 4, 3, 3]], ["k", [1, 2, 3, 3]], ["v", [1, 2, 3, 3]], ["pk", [1, 2, 1, 3]], ["pv", [1, 2, 1, 3]]],
+    body: (b, _e, x) => {
+      const bias = b.constFloat([0, 0, -1e9, -1e9, 0, 0, 0, -1e9, 0, 0, 0, 0], [1, 1, 3, 4]);
+      return cachedAttention(b, x.q!, x.k!, x.v!, x.pk!, x.pv!, bias, 3, 12, { nHead: 4, nKvHead: 2 }, true, b.constInt64([0, 2])).context;
+    },
+  },
+  {
     title: "fan-out and a constant branch", inputs: [["x", [3, 4]], ["w", [4]]], wrt: ["x"],
     body: (b, _e, x) => op(b, "Add", [op(b, "Mul", [x.x!, op(b, "Tanh", [x.x!])]), op(b, "Mul", [x.x!, op(b, "Exp", [x.w!])])]),
   },

@@ -98,7 +98,7 @@ export const gptNeox: ArchDescription = {
     const tables = rotaryTables(b, io.positions, cfg.rope!);
     const att = cachedAttention(
       b, applyRotary(b, q!, tables, cfg.rope!, dh), applyRotary(b, k!, tables, cfg.rope!, dh), v!,
-      io.pastKey, io.pastValue, io.bias, dh, cfg.nEmbd, undefined, io.splitPast,
+      io.pastKey, io.pastValue, io.bias, dh, cfg.nEmbd, undefined, io.splitPast, io.queries,
     );
     const attnOut = linear(b, att.context, w(h + "attention.dense.weight"), w(h + "attention.dense.bias"));
     return { attnOut, presentKey: att.presentKey, presentValue: att.presentValue };

@@ -93,7 +93,7 @@ export const gpt2: ArchDescription = {
     const [q, k, v] = b.opMulti("Split", [qkv, b.constInt64([cfg.nEmbd, cfg.nEmbd, cfg.nEmbd])], 3, { axis: attr.int(-1) });
     const att = cachedAttention(
       b, splitHeads(b, q!, cfg.nHead, dh), splitHeads(b, k!, cfg.nHead, dh), splitHeads(b, v!, cfg.nHead, dh),
-      io.pastKey, io.pastValue, io.bias, dh, cfg.nEmbd, undefined, io.splitPast,
+      io.pastKey, io.pastValue, io.bias, dh, cfg.nEmbd, undefined, io.splitPast, io.queries,
     );
     const attnOut = affine(b, att.context, w(h + "attn.c_proj.weight"), w(h + "attn.c_proj.bias"));
     return { attnOut, presentKey: att.presentKey, presentValue: att.presentValue };

@@ -85,7 +85,7 @@ export const gptj: ArchDescription = {
     const heads = (p: string) => splitHeads(b, linear(b, x, w(`${h}attn.${p}.weight`)), cfg.nHead, dh); // (B, H, T, Dh)
     const att = cachedAttention(
       b, applyRotary(b, heads("q_proj"), tables, cfg.rope!, dh), applyRotary(b, heads("k_proj"), tables, cfg.rope!, dh), heads("v_proj"),
-      io.pastKey, io.pastValue, io.bias, dh, cfg.nEmbd, undefined, io.splitPast,
+      io.pastKey, io.pastValue, io.bias, dh, cfg.nEmbd, undefined, io.splitPast, io.queries,
     );
     return { attnOut: linear(b, att.context, w(h + "attn.out_proj.weight")), presentKey: att.presentKey, presentValue: att.presentValue };
   },

@@ -115,7 +115,7 @@ function llamaFamily(name: string, config: (raw: Record<string, unknown>, path: 
         applyRotary(b, splitHeads(b, q, cfg.nHead, dh), tables, cfg.rope!, dh),
         applyRotary(b, splitHeads(b, k, cfg.nKvHead, dh), tables, cfg.rope!, dh),
         splitHeads(b, v, cfg.nKvHead, dh),
-        io.pastKey, io.pastValue, io.bias, dh, cfg.nHead * dh, cfg, io.splitPast,
+        io.pastKey, io.pastValue, io.bias, dh, cfg.nHead * dh, cfg, io.splitPast, io.queries,
       );
       const attnOut = linear(b, att.context, w(h + "o_proj.weight"), opt("o_proj.bias", cfg.biases!.attnOut));
       return { attnOut, presentKey: att.presentKey, presentValue: att.presentValue };

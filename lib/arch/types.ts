@@ -51,6 +51,9 @@ export interface AttnIO {
   /** The past keys and values are constants (a gradient graph): attend to them apart from the new
    * columns' (lib/graph/ops.ts cachedAttention). */
   splitPast?: boolean;
+  /** (Q) int64: the only columns whose attention output is needed (attnOut is then (B, Q, D));
+   * every column's keys and values are still computed. */
+  queries?: string;
 }
 export interface AttnOut {
   attnOut: string;    // (B, T, D) attention output (what is added to the residual stream)

@@ -24,7 +24,8 @@ export const ZG = {
   deltas: "deltas",           // (R, D) one δ per request
   rowRequest: "row_request",  // (B) int64: the request of each row
   bias: "attn_bias",          // (B, 1, W, S)
-  select: "select",           // (Nn + R, 2) int64 (row, position) pairs where the head runs: the target tokens' then the KL prompts'
+  queries: "query_columns",   // (Q) int64 the window columns the loss reads, ascending: where the last layer's queries run
+  select: "select",           // (Nn + R, 2) int64 (row, index into queries) pairs where the head runs: the target tokens' then the KL prompts'
   nllRows: "nll_rows",        // (Nn) int64 the rows of select whose logits predict a target token
   klRows: "kl_rows",          // (R) int64 the rows of select at each request's KL prompt's subject-last token
   targets: "target_ids",      // (Nn, 1) int64
@@ -83,8 +84,10 @@ async function build(model: Model, layer: number, edited: readonly number[], are
   const rows = b.input(ZG.rowRequest, "int64", ["B"]);
   const bias = b.input(ZG.bias, "float32", ["B", 1, "W", "S"]);
   const perRow = b.op("Unsqueeze", [b.op("Gather", [deltas, rows], { axis: attr.int(0) }), b.constInt64([1])]); // (B, 1, D)
-  // The last MLP and the head run only where the loss reads.
-  const h = emitLayersAbove(model, ctx, layer, edited, b.op("Add", [resid, b.op("Mul", [mask, perRow])]), bias, b.input(ZG.select, "int64", ["N", 2])); // (N, D)
+  // The last layer's queries, attention output and projection run only at the columns the loss
+  // reads, its MLP and the head only at the (row, column) pairs it reads.
+  const at = { select: b.input(ZG.select, "int64", ["N", 2]), queries: b.input(ZG.queries, "int64", ["Q"]) };
+  const h = emitLayersAbove(model, ctx, layer, edited, b.op("Add", [resid, b.op("Mul", [mask, perRow])]), bias, at); // (N, D)
   const lp = b.op("LogSoftmax", [model.arch.emitHead(ctx, h)], { axis: attr.int(-1) }); // (N, V)
   const lpNll = b.op("Gather", [lp, b.input(ZG.nllRows, "int64", ["Nn"])], { axis: attr.int(0) }); // (Nn, V)
   const lpKl = b.op("Gather", [lp, b.input(ZG.klRows, "int64", ["R"])], { axis: attr.int(0) });   // (R, V)

@@ -112,17 +112,18 @@ export async function layoutChunk(model: Model, layer: number, requests: readonl
     const tokens = active.flatMap((r) => tokensOf[r]!);
     const Bs = sel.length;
     const requestOf = new Map(active.map((r, i) => [r, i]));
+    const read = [...tokens.map((i) => tokenCol[i]!), ...active.map((r) => col(klRow[r]!, rows[klRow[r]!]!.index))]; // (Nn + Ra) window columns the loss reads
+    const queries = [...new Set(read)].sort((x, y) => x - y); // (Q) where the last layer's queries run
+    const query = new Map(queries.map((c, j) => [c, j]));
     const f: Record<string, Feed> = {
       [ZG.resid]: { data: gatherRows(resid, W * D, sel), dims: [Bs, W, D] },
       [ZG.mask]: { data: gatherRows(mask, W, sel), dims: [Bs, W, 1] },
       [ZG.rowRequest]: { data: BigInt64Array.from(sel, (b) => BigInt(requestOf.get(rowRequest[b]!)!)), dims: [Bs] },
       [ZG.bias]: { data: gatherRows(bias, W * T, sel), dims: [Bs, 1, W, T] },
+      [ZG.queries]: { data: BigInt64Array.from(queries, BigInt), dims: [queries.length] },
       [ZG.select]: {
-        data: BigInt64Array.from([
-          ...tokens.flatMap((i) => [newRow.get(tokenRow[i]!)!, tokenCol[i]!]),
-          ...active.flatMap((r) => [newRow.get(klRow[r]!)!, col(klRow[r]!, rows[klRow[r]!]!.index)]),
-        ], BigInt),
-        dims: [tokens.length + active.length, 2],
+        data: BigInt64Array.from([...tokens.map((i) => newRow.get(tokenRow[i]!)!), ...active.map((r) => newRow.get(klRow[r]!)!)].flatMap((b, j) => [b, query.get(read[j]!)!]), BigInt),
+        dims: [read.length, 2],
       },
       [ZG.nllRows]: { data: BigInt64Array.from(tokens, (_, i) => BigInt(i)), dims: [tokens.length] },
       [ZG.klRows]: { data: BigInt64Array.from(active, (_, i) => BigInt(tokens.length + i)), dims: [active.length] },

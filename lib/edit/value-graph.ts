@@ -67,34 +67,38 @@ export function editedAbove(model: Model, layer: number, edits: EditView): numbe
  * The layers above `layer` (with the edit factors of the layers in `edited`, inputs edit_u_l/edit_v_l,
  * the past columns' keys and values, inputs past_key_l/past_value_l, and for rotary models the window's positions,
  * input VG.positions) applied to the residual stream h (B, W, D); returns the residual stream
- * after the last layer. With `select` (N, 2) (row, position) pairs, returns only those rows (N, D):
- * the last MLP then runs at those positions alone (its attention still reads every column).
+ * after the last layer. With `at`, returns only the rows (N, D) at its (row, column) pairs `select`
+ * (N, 2), whose columns count among the window columns `queries` (Q) int64: the last layer's
+ * attention then runs its queries, output and projection at those Q columns only (its keys and
+ * values still at every column), and its MLP at the N pairs alone.
  */
-export function emitLayersAbove(model: Model, ctx: EmitContext, layer: number, edited: readonly number[], h: string, bias: string, select?: string): string {
+export function emitLayersAbove(model: Model, ctx: EmitContext, layer: number, edited: readonly number[], h: string, bias: string, at?: { select: string; queries: string }): string {
   const { b } = ctx;
   const cfg = model.config;
   const H = cfg.nKvHead;
   const Dh = cfg.headDim;
   let positions: string | undefined;
   for (let l = layer + 1; l < cfg.nLayer; l++) {
+    const last = at && l === cfg.nLayer - 1;
     const pastKey = b.input(`past_key_${l}`, "float32", ["B", H, "P", Dh]);
     const pastValue = b.input(`past_value_${l}`, "float32", ["B", H, "P", Dh]);
     const a = model.arch.emitAttention(ctx, l, {
-      resid: h, pastKey, pastValue, bias, splitPast: true,
+      resid: h, pastKey, pastValue, bias, splitPast: true, queries: last ? at.queries : undefined,
       get positions() {
         positions ??= b.input(VG.positions, "int64", ["B", "W"]);
         return positions;
       },
     });
-    let mid = b.op("Add", [h, a.attnOut]);
-    if (select && l === cfg.nLayer - 1) {
-      mid = b.op("GatherND", [mid, select]); // (N, D)
-      h = b.op("GatherND", [h, select]);
-    }
+    let mid: string;
+    if (last) {
+      h = b.op("Gather", [h, at.queries], { axis: attr.int(1) }); // (B, Q, D)
+      mid = b.op("GatherND", [b.op("Add", [h, a.attnOut]), at.select]); // (N, D)
+      h = b.op("GatherND", [h, at.select]);
+    } else mid = b.op("Add", [h, a.attnOut]);
     const io = { residMid: mid, resid: h };
     h = b.op("Add", [mid, (edited.includes(l) ? emitEditedMlp(model.arch, ctx, l, io, `edit_u_${l}`, `edit_v_${l}`) : model.arch.emitMlp(ctx, l, io)).mlpOut]);
   }
-  return select && layer + 1 >= cfg.nLayer ? b.op("GatherND", [h, select]) : h;
+  return at && layer + 1 >= cfg.nLayer ? b.op("GatherND", [b.op("Gather", [h, at.queries], { axis: attr.int(1) }), at.select]) : h;
 }
 
 /** Log-probabilities (N, V) of the head at the (row, position) pairs `select` (N, 2) of h (B, W, D). */

@@ -128,13 +128,25 @@ function layerNorm(c: GradCtx, gy: (string | null)[]): (string | null)[] {
   const [X, S, Bi] = c.node.inputs as [string, string, string | undefined];
   const H = h(c);
   const axis = a(c.node, "axis", -1);
-  const eps = Math.fround(a(c.node, "epsilon", 1e-5));
   const axes = axis < 0 ? Array.from({ length: -axis }, (_, i) => axis + i) : Array.from({ length: c.rank(X) - axis }, (_, i) => axis + i);
   const ax = c.ints(axes);
   const mean = (v: string) => H.op("ReduceMean", [v, ax], { keepdims: int(1) });
-  const xc = H.sub(X, mean(X));
-  const rstd = H.op("Reciprocal", [H.op("Sqrt", [H.add(mean(H.mul(xc, xc)), H.k(eps))])]);
-  const xhat = H.mul(xc, rstd);
+  let xhat: string;
+  let rstd: string;
+  if (H.E === "float32" && a(c.node, "stash_type", 1) === 1) {
+    // The forward node's own statistics (its optional Mean and InvStdDev outputs, float32 here,
+    // added to the gradient graph's copy of the node), not recomputed: two reductions and four
+    // elementwise ops over x fewer per layer norm.
+    const fwd = c.b.nodes.find((n) => n.op === "LayerNormalization" && n.outputs[0] === H.y)!;
+    for (let k = 1; k <= 2; k++) if (!fwd.outputs[k]) fwd.outputs[k] = c.b.fresh(k === 1 ? "ln_mean" : "ln_rstd");
+    rstd = fwd.outputs[2]!; // (..., 1, …, 1)
+    xhat = H.mul(H.sub(X, fwd.outputs[1]!), rstd);
+  } else {
+    const eps = Math.fround(a(c.node, "epsilon", 1e-5));
+    const xc = H.sub(X, mean(X));
+    rstd = H.op("Reciprocal", [H.op("Sqrt", [H.add(mean(H.mul(xc, xc)), H.k(eps))])]);
+    xhat = H.mul(xc, rstd);
+  }
   const out: (string | null)[] = [null, null, null];
   if (c.needs(0)) {
     const gh = H.mul(g, S);

@@ -129,14 +129,20 @@ export interface AttentionValues {
  * broadcast over the group, so cached keys and values are never copied per query head.
  * `splitPast`: attend to the past and the new columns apart (graphs whose past keys and values are
  * constants, such as the edit gradient graphs: no copy of the past into the present per run).
+ * `queries` (Q) int64: the new columns whose output is needed (every column's keys and values are
+ * still used); context is then (B, Q, D).
  */
 export function cachedAttention(
   b: GraphBuilder, q: string, k: string, v: string, pastKey: string, pastValue: string, bias: string,
-  headDim: number, width: number, groups: { nHead: number; nKvHead: number } = { nHead: 1, nKvHead: 1 }, splitPast = false,
+  headDim: number, width: number, groups: { nHead: number; nKvHead: number } = { nHead: 1, nKvHead: 1 }, splitPast = false, queries?: string,
 ): AttentionValues {
   const presentKey = b.op("Concat", [pastKey, k], { axis: attr.int(2) });      // (B, Hkv, S, Dh)
   const presentValue = b.op("Concat", [pastValue, v], { axis: attr.int(2) });  // (B, Hkv, S, Dh)
   const rep = groups.nHead / groups.nKvHead;
+  if (queries) {
+    q = b.op("Gather", [q, queries], { axis: attr.int(2) });       // (B, H, Q, Dh)
+    bias = b.op("Gather", [bias, queries], { axis: attr.int(2) }); // (B, 1, Q, S)
+  }
   const qScaled = b.op("Mul", [q, b.constFloat([1 / Math.sqrt(headDim)], [])]);
   // Multi-head: (B, H, T, ·). Grouped: queries (B, Hkv, rep, T, Dh) against keys and values broadcast over the group.
   const qX = rep === 1 ? qScaled : b.op("Reshape", [qScaled, b.constInt64([0, groups.nKvHead, rep, -1, headDim])]);
