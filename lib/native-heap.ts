@@ -6,7 +6,8 @@
 import { nativeAddon } from "./native-load.js";
 import { checkInt } from "./errors.js";
 
-function addon(): ReturnType<typeof nativeAddon> | undefined {
+// An addon built before these exports (an old build/) has no such functions: the same as no addon.
+function addon(): Partial<Pick<ReturnType<typeof nativeAddon>, "heapReserveBegin" | "heapReserveEnd" | "heapTrim">> | undefined {
   try {
     return nativeAddon();
   } catch {
@@ -21,15 +22,15 @@ function addon(): ReturnType<typeof nativeAddon> | undefined {
  */
 export function beginHeapReservation(bytes: number): boolean {
   checkInt("bytes", bytes, 0, Number.MAX_SAFE_INTEGER);
-  return addon()?.heapReserveBegin(bytes) ?? false;
+  return addon()?.heapReserveBegin?.(bytes) ?? false;
 }
 
 /** Ends the reservation beginHeapReservation made, returning its unused part to the system. */
 export function endHeapReservation(): void {
-  addon()?.heapReserveEnd();
+  addon()?.heapReserveEnd?.();
 }
 
 /** Returns the heap's free pages to the system (after a model's sessions were released). */
 export function trimHeap(): void {
-  addon()?.heapTrim();
+  addon()?.heapTrim?.();
 }

@@ -23,7 +23,7 @@ std::string write_temp(const std::vector<float>& values, int64_t pad) {
   const int fd = mkstemp(name);
   std::vector<char> bytes(size_t(pad), 'x');
   bytes.resize(size_t(pad) + values.size() * 4);
-  std::memcpy(bytes.data() + pad, values.data(), values.size() * 4);
+  if (!values.empty()) std::memcpy(bytes.data() + pad, values.data(), values.size() * 4);
   const bool ok = fd >= 0 && write(fd, bytes.data(), bytes.size()) == ssize_t(bytes.size());
   if (fd >= 0) close(fd);
   return ok ? name : "";
