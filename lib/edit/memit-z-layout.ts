@@ -138,8 +138,11 @@ export async function layoutChunk(model: Model, layer: number, requests: readonl
   return { zInit, promptRow, tokenRequest, tokenRow, weights, feeds };
 }
 
-/** Rows `sel` of a row-major array of rows of `size` elements. */
+/** Rows `sel` of a row-major array of rows of `size` elements: `x` itself when `sel` is all its rows
+ * in order (the first step's feeds: no copy into new memory, whose page faults are this VM's dearest
+ * cost, docs/memit-experiments.md). */
 export function gatherRows<A extends Float32Array | BigInt64Array>(x: A, size: number, sel: readonly number[]): A {
+  if (sel.length * size === x.length && sel.every((b, i) => b === i)) return x;
   const out = new (x.constructor as { new(n: number): A })(sel.length * size);
   sel.forEach((b, i) => out.set(x.subarray(b * size, (b + 1) * size) as never, i * size));
   return out;

@@ -265,11 +265,14 @@ export class Engine {
     }
 
     const bias = attentionBias(batch);
+    // The components (attention and MLP outputs) are copied out only where a hook or a record reads them.
+    const attnRead = opts.hooks?.attn !== undefined || want.has("attn_out");
+    const mlpRead = opts.hooks?.mlp !== undefined || want.has("mlp_out");
     const cache: KVCache | undefined = opts.keepCache ? { past: batch.past + T, key: [], value: [] } : undefined;
     for (let l = start; l < stop; l++) {
       rec("resid_pre", l, resid);
       const past = opts.cache ? { key: opts.cache.key[l]!, value: opts.cache.value[l]! } : undefined;
-      const a = await this.attn(l, batch, resid, bias, past, { meter: opts.meter, keepCache: cache !== undefined });
+      const a = await this.attn(l, batch, resid, bias, past, { meter: opts.meter, keepCache: cache !== undefined, component: attnRead });
       if (cache) {
         cache.key[l] = a.key!;
         cache.value[l] = a.value!;
@@ -277,7 +280,7 @@ export class Engine {
       opts.hooks?.attn?.(l, { resid, residMid: a.residMid, attnOut: a.attnOut });
       rec("resid_mid", l, a.residMid);
       rec("attn_out", l, a.attnOut);
-      const m = await this.mlp(l, B, T, a.residMid, opts.edits, { needKey: want.has("mlp_key") || (opts.needKey?.(l) ?? false), meter: opts.meter, resid });
+      const m = await this.mlp(l, B, T, a.residMid, opts.edits, { needKey: want.has("mlp_key") || (opts.needKey?.(l) ?? false), meter: opts.meter, resid, component: mlpRead });
       opts.hooks?.mlp?.(l, m);
       rec("mlp_out", l, m.mlpOut);
       if (m.mlpKey) rec("mlp_key", l, m.mlpKey);
